@@ -1,0 +1,52 @@
+# The front door: every check a contributor runs is a target here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TENANTS_DIR ?= .queryall/tenants
+TENANTS ?= 40
+PORT ?= 3000
+
+.PHONY: install run seed test lint unit integration e2e template bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: set everything up, seed sample tenants if there are none, serve the local stack.
+run: install
+	@test -n "$$(ls $(TENANTS_DIR)/*.duckdb 2>/dev/null)" || $(BIN)/queryall local seed --tenants-dir $(TENANTS_DIR) --tenants $(TENANTS)
+	$(BIN)/queryall local serve --tenants-dir $(TENANTS_DIR) --port $(PORT)
+
+seed: install
+	$(BIN)/queryall local seed --tenants-dir $(TENANTS_DIR) --tenants $(TENANTS)
+
+## make test: set up and run every check.
+test: install lint
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+e2e: install
+	$(BIN)/python -m pytest -q tests/e2e
+
+template: install
+	$(BIN)/python -m pytest -q tests/template
+
+bench: install
+	$(BIN)/python bench/item_capacity.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

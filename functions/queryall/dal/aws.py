@@ -1,0 +1,21 @@
+"""Shared boto3 clients, created on first use and reused across warm invocations."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode backs off on throttling, which a fan-out over many tenants can hit.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@functools.cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)
+
+
+def reset_clients() -> None:
+    client.cache_clear()

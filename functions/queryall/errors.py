@@ -1,0 +1,45 @@
+"""Domain errors. The API layer maps each to one status and error code, in one place."""
+
+from __future__ import annotations
+
+
+class QueryAllError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(QueryAllError):
+    status_code = 400
+    code = "invalid_request"
+
+
+class InvalidSql(QueryAllError):
+    status_code = 400
+    code = "invalid_sql"
+
+
+class Unauthorized(QueryAllError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str = "Authentication required") -> None:
+        super().__init__(message)
+
+
+class NotFound(QueryAllError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(QueryAllError):
+    status_code = 409
+    code = "conflict"
+
+
+class ServiceUnavailable(QueryAllError):
+    status_code = 503
+    code = "service_unavailable"

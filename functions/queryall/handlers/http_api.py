@@ -1,0 +1,72 @@
+"""What every API function shares: the resolver, API-key auth, and the one error envelope."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from queryall.dal.api_keys import accepted_api_keys
+from queryall.errors import NotFound, QueryAllError
+from queryall.logic.auth import caller_for_api_key
+from queryall.observability import logger
+from queryall.settings import get_settings
+
+JSON = "application/json"
+
+
+def json_response(status_code: int, body: str | dict) -> Response:
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(status_code=status_code, content_type=JSON, body=text)
+
+
+def error_response(status_code: int, code: str, message: str) -> Response:
+    return json_response(status_code, {"error": {"code": code, "message": message}})
+
+
+def _describe_validation_error(error: RequestValidationError) -> str:
+    problems = []
+    for detail in error.errors()[:5]:
+        if detail.get("type") == "json_invalid":
+            return "Request body is not valid JSON"
+        location = [str(part) for part in detail.get("loc", ()) if part != "body"]
+        message = str(detail.get("msg", "is invalid")).removeprefix("Value error, ")
+        if detail.get("type") == "missing" and location == []:
+            message = "Request body is required"
+        problems.append(f"{'.'.join(location)}: {message}" if location else message)
+    return "; ".join(problems) or "Request is invalid"
+
+
+def require_api_key(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    settings = get_settings()
+    accepted = accepted_api_keys(settings.require("api_keys_parameter"), settings.api_keys_cache_seconds)
+    caller = caller_for_api_key(app.current_event.headers.get("x-api-key"), accepted)
+    app.append_context(caller=caller)
+    return next_middleware(app)
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    app.use(middlewares=[require_api_key])
+
+    @app.exception_handler(QueryAllError)
+    def _domain_error(error: QueryAllError) -> Response:
+        return error_response(error.status_code, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(error: RequestValidationError) -> Response:
+        return error_response(400, "invalid_request", _describe_validation_error(error))
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response:
+        path = app.current_event.path
+        return error_response(404, NotFound.code, f"No route for {app.current_event.http_method} {path}")
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unexpected error")
+        return error_response(500, "internal_error", "Internal error; the request was not completed")
+
+    return app

@@ -1,0 +1,119 @@
+"""Combining the batches' partial results into the completed job item."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+from decimal import Decimal
+
+from queryall.dal.partial_results import PartialResultStore
+from queryall.logic.combined_result import merge_partials
+from queryall.logic.item_fit import fit_row_prefix
+from queryall.logic.json_rows import table_to_json_rows
+from queryall.models.job import Job
+from queryall.models.workflow import AggregateInput, StepError, TenantOutcome
+
+# No row renders shorter than `[""]` plus a comma, so more rows than this can never fit 400 KB:
+# rendering stops here however large the combined result is.
+MAX_RENDERED_ROWS = 400 * 1024 // 5 + 1
+# The errors map may take at most this much of the item; longer messages are cut.
+MAX_ERRORS_BYTES = 200 * 1024
+
+
+def describe_step_error(error: StepError) -> str:
+    """A readable message from a Catch's Error/Cause (Cause is often a Lambda error payload)."""
+    cause = error.Cause or ""
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        return f"{payload.get('errorType', error.Error)}: {payload['errorMessage']}"
+    return f"{error.Error}: {cause}" if cause else error.Error
+
+
+class CombinedResult:
+    """Every tenant's outcome plus the merged rows, ready to be written to the job item."""
+
+    def __init__(self, outcomes: list[TenantOutcome], table: pa.Table) -> None:
+        self.outcomes = outcomes
+        self.table = table
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.column_names
+
+    def meta(self, execution_time_seconds: float, returned_rows: int) -> dict:
+        queried = sorted(o.bucket for o in self.outcomes if o.status == "ok")
+        skipped = sorted(o.bucket for o in self.outcomes if o.status == "skipped")
+        errors = {o.bucket: o.message or "error" for o in sorted(self.outcomes, key=lambda o: o.bucket)
+                  if o.status == "error"}
+        return {
+            "databases_queried": len(queried),
+            "databases_skipped": len(skipped),
+            "databases_errored": len(errors),
+            "total_rows": self.table.num_rows,
+            "execution_time_seconds": round(execution_time_seconds, 3),
+            "skipped": skipped,
+            "errors": errors,
+            "truncated": returned_rows < self.table.num_rows,
+        }
+
+
+def collect(inputs: AggregateInput, partials: PartialResultStore) -> CombinedResult:
+    outcomes = [TenantOutcome(bucket=b, status="error", message=m) for b, m in inputs.plan.missing.items()]
+    failed = {o.batch_index: o.error for o in inputs.batch_outcomes if o.error is not None}
+    tables: list[pa.Table] = []
+    for batch in inputs.plan.batches:
+        summary = None if batch.batch_index in failed else partials.get_summary(inputs.job_id, batch.batch_index)
+        if summary is None:
+            error = failed.get(batch.batch_index)
+            message = describe_step_error(error) if error else "Batch produced no result"
+            outcomes.extend(TenantOutcome(bucket=b, status="error", message=message) for b in batch.buckets)
+            continue
+        outcomes.extend(summary.outcomes)
+        for key in summary.partial_keys:
+            tables.append(pa.ipc.open_stream(partials.get_partial(key)).read_all())
+    return CombinedResult(outcomes, merge_partials(tables))
+
+
+def _item_without_rows(job: Job, columns: str, meta: dict, now: float) -> dict:
+    """The completed job item as DynamoDB will hold it, minus the rows (for sizing)."""
+    values = job.model_dump(mode="json", exclude_none=True)
+    values.update(
+        status="completed", columns=columns, finished_at="2000-01-01T00:00:00.000Z",
+        meta=json.dumps(meta, separators=(",", ":"), ensure_ascii=False),
+        submitted_at=Decimal(str(job.submitted_at)),
+    )
+    return values
+
+
+def _shorten_errors(meta: dict, budget: int) -> dict:
+    """Keep the errors map within budget bytes by cutting long messages (thousands of failing tenants)."""
+    errors = meta["errors"]
+    size = len(json.dumps(errors, ensure_ascii=False).encode())
+    if size <= budget:
+        return meta
+    per_message = max(40, budget // max(1, len(errors)) - 80)
+    shortened = {b: m if len(m) <= per_message else m[:per_message] + "…" for b, m in errors.items()}
+    return {**meta, "errors": shortened}
+
+
+def completed_item(
+    job: Job, result: CombinedResult, execution_time_seconds: float, now: float
+) -> tuple[str, str, dict]:
+    """Columns JSON, rows JSON (the largest prefix that keeps the item under 400 KB) and meta."""
+    head = result.table.slice(0, MAX_RENDERED_ROWS)
+    row_texts = table_to_json_rows(head)
+    columns = json.dumps(result.columns, separators=(",", ":"), ensure_ascii=False)
+    total = result.table.num_rows
+    # Rows first get what the meta leaves; `truncated` changes the meta's size, so size both ways.
+    meta = _shorten_errors(result.meta(execution_time_seconds, total), MAX_ERRORS_BYTES)
+    kept = fit_row_prefix(row_texts, _item_without_rows(job, columns, meta, now), "rows")
+    if kept < total:
+        meta = _shorten_errors(result.meta(execution_time_seconds, kept), MAX_ERRORS_BYTES)
+        # Sized with `truncated: true`, which is one byte shorter than false: never report all rows.
+        kept = min(total - 1, fit_row_prefix(row_texts, _item_without_rows(job, columns, meta, now), "rows"))
+        meta = result.meta(execution_time_seconds, kept) | {"errors": meta["errors"]}
+    return columns, "[" + ",".join(row_texts[:kept]) + "]", meta

@@ -1,0 +1,50 @@
+"""Submitting a job: check the SQL, record the job, start the workflow."""
+
+from __future__ import annotations
+
+from queryall.dal.jobs import JobStore
+from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
+from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
+from queryall.errors import InvalidSql, ServiceUnavailable
+from queryall.logic import job_lifecycle
+from queryall.models.api import SubmitRequest
+from queryall.models.job import Job, JobRequest
+from queryall.models.workflow import ExecutionInput
+from queryall.observability import logger, metrics
+
+
+def submit_job(
+    request: SubmitRequest,
+    owner: str,
+    *,
+    jobs: JobStore,
+    workflow: QueryWorkflow,
+    sql_guard: SqlGuardClient,
+    now: float,
+    ttl_seconds: int,
+) -> Job:
+    sql = request.sql
+    if sql is not None:
+        try:
+            verdict = sql_guard.check(sql)
+        except SqlGuardUnavailable as error:
+            logger.exception("SQL guard unavailable")
+            raise ServiceUnavailable("SQL validation is unavailable; try again") from error
+        if not verdict["ok"]:
+            raise InvalidSql(verdict["message"])
+        sql = verdict["sql"]
+
+    job_request = JobRequest(
+        sql=sql, question=request.question, buckets=request.buckets, limit=request.limit, table=request.table
+    )
+    job = job_lifecycle.new_job(job_request, owner, now, ttl_seconds)
+    jobs.create(job)
+    logger.append_keys(job_id=job.job_id)
+    try:
+        workflow.start(ExecutionInput(job_id=job.job_id, submitted_at=now, **job_request.model_dump()))
+    except WorkflowStartFailed as error:
+        logger.exception("could not start the workflow")
+        job_lifecycle.fail(jobs, job.job_id, "start_failed", f"Could not start the query workflow: {error}", now)
+        raise ServiceUnavailable("Could not start the query; the job was marked failed, try again") from error
+    metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
+    return job
