@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pyarrow as pa
-from decimal import Decimal
 
 from queryall.dal.partial_results import PartialResultStore
 from queryall.logic.combined_result import merge_partials

@@ -123,7 +123,9 @@ def check_read_only_select(sql: str) -> str:
                 "PIVOT without an explicit IN (...) value list is not supported (DuckDB expands it into "
                 "several statements); list the values, e.g. PIVOT t ON col IN ('a', 'b')"
             )
-        kind = next(_type_name(s) for s in statements if s.type not in _EXPANDABLE)
+        # Name the written statement (it keeps its text), not the generated BEGIN/COMMIT around it.
+        others = [s for s in statements if s.type != duckdb.StatementType.SELECT]
+        kind = _type_name(next((s for s in others if s.query), others[0]))
         raise SqlRejected(f"only read-only SELECT queries are allowed; got {kind} statement ({keyword})")
     statement = statements[0]
     kind = _type_name(statement)

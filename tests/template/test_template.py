@@ -1,0 +1,98 @@
+"""The template and state machine pass the tools AWS uses on them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+DEFINITION = ROOT / "infra" / "statemachine" / "query_all.asl.json"
+BIN = Path(sys.executable).parent
+
+
+class _OfflinePolicyLoader:
+    """SAM resolves managed policy names through IAM; answer offline with the ones the template uses."""
+
+    def load(self) -> dict[str, str]:
+        names = ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess"]
+        return {name: f"arn:aws:iam::aws:policy/{name}" for name in names}
+
+
+def _packaged(template: dict) -> dict:
+    """What `sam package` does to local paths: they become S3 locations."""
+    packaged = copy.deepcopy(template)
+    for resource in packaged["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if key in props:
+                props[key] = f"s3://artifacts/{key.lower()}"
+    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/code"
+    return packaged
+
+
+def test_cfn_lint_passes() -> None:
+    result = subprocess.run([str(BIN / "cfn-lint"), str(TEMPLATE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    template = yaml_parse(TEMPLATE.read_text())
+    output = transform(_packaged(template), {}, _OfflinePolicyLoader())
+    resources = output["Resources"]
+    functions = {k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
+    assert functions == {
+        "SubmitFunction", "PollFunction", "SqlGuardFunction", "PlanTargetsFunction",
+        "QueryBatchFunction", "AggregateFunction", "FailJobFunction",
+    }
+    routes = {v["Properties"]["RouteKey"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Route"}
+    if not routes:  # SAM may inline the routes as an OpenAPI body instead of Route resources
+        api = next(v for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Api")
+        routes = {f"{m.upper()} {p}" for p, ops in api["Properties"]["Body"]["paths"].items() for m in ops}
+    assert {"POST /query-all", "GET /query-all/jobs/{jobId}"} <= {r.replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY")
+                                                                   for r in routes}
+    machine = next(v for v in resources.values() if v["Type"] == "AWS::StepFunctions::StateMachine")
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", DEFINITION.read_text()))
+    assert placeholders == set(substitutions)
+
+
+def test_duckdb_only_where_needed() -> None:
+    template = yaml_parse(TEMPLATE.read_text())
+    with_layer = {name for name, r in template["Resources"].items()
+                  if r["Type"] == "AWS::Serverless::Function" and r["Properties"].get("Layers")}
+    assert with_layer == {"SqlGuardFunction", "QueryBatchFunction", "AggregateFunction"}
+
+
+def test_state_machine_definition_passes_statelint(tmp_path: Path) -> None:
+    text = DEFINITION.read_text()
+    json.loads(text)  # the file itself is plain JSON
+    substituted = re.sub(
+        r"\$\{(\w+)\}", lambda m: f"arn:aws:lambda:us-east-1:123456789012:function:{m.group(1)}", text
+    )
+    target = tmp_path / "definition.json"
+    target.write_text(substituted)
+    result = subprocess.run([str(BIN / "statelint"), str(target)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("broken", ["missing_next", "bad_resource"])
+def test_statelint_rejects_a_broken_definition(tmp_path: Path, broken: str) -> None:
+    definition = json.loads(DEFINITION.read_text())
+    if broken == "missing_next":
+        definition["States"]["PlanTargets"]["Next"] = "NoSuchState"
+    else:
+        definition["States"]["PlanTargets"]["Resource"] = "not an arn"
+    target = tmp_path / "definition.json"
+    target.write_text(re.sub(r"\$\{(\w+)\}", "arn:aws:lambda:us-east-1:1:function:x", json.dumps(definition)))
+    result = subprocess.run([str(BIN / "statelint"), str(target)], capture_output=True, text=True)
+    assert result.returncode != 0
