@@ -17,7 +17,7 @@ from queryall.settings import get_settings
 JSON = "application/json"
 
 
-def json_response(status_code: int, body: str | dict) -> Response:
+def json_response(status_code: int, body: str | dict) -> Response[str]:
     text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return Response(status_code=status_code, content_type=JSON, body=text)
 

@@ -17,7 +17,7 @@ app = build_resolver()
 
 
 @app.get("/query-all/jobs/<jobId>")
-def poll(jobId: str) -> Response:  # noqa: N803  (the route's parameter name)
+def poll(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter name)
     logger.append_keys(job_id=jobId)
     job = find_job(JobStore(get_settings().require("jobs_table")), jobId, time.time())
     return json_response(200, job_response_body(job))

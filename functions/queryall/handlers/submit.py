@@ -20,7 +20,7 @@ app = build_resolver()
 
 
 @app.post("/query-all", responses={202: {"description": "Job accepted"}})
-def submit(body: SubmitRequest) -> Response:
+def submit(body: SubmitRequest) -> Response[str]:
     settings = get_settings()
     job = submit_job(
         body,

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from queryall.dal.partial_results import PartialResultStore
 from queryall.logic.combined_result import merge_partials
-from queryall.logic.item_fit import fit_row_prefix
+from queryall.logic.item_fit import ITEM_BUDGET, fit_row_prefix
 from queryall.logic.json_rows import table_to_json_rows
 from queryall.models.job import Job
 from queryall.models.workflow import AggregateInput, StepError, TenantOutcome
@@ -110,10 +110,13 @@ def completed_item(
     total = result.table.num_rows
     # Rows first get what the meta leaves; `truncated` changes the meta's size, so size both ways.
     meta = _shorten_errors(result.meta(execution_time_seconds, total), MAX_ERRORS_BYTES)
-    kept = fit_row_prefix(row_texts, _item_without_rows(job, columns, meta, now), "rows")
+    def fit(meta: dict) -> int:
+        return fit_row_prefix(row_texts, _item_without_rows(job, columns, meta, now), "rows", ITEM_BUDGET)
+
+    kept = fit(meta)
     if kept < total:
         meta = _shorten_errors(result.meta(execution_time_seconds, kept), MAX_ERRORS_BYTES)
         # Sized with `truncated: true`, which is one byte shorter than false: never report all rows.
-        kept = min(total - 1, fit_row_prefix(row_texts, _item_without_rows(job, columns, meta, now), "rows"))
+        kept = min(total - 1, fit(meta))
         meta = result.meta(execution_time_seconds, kept) | {"errors": meta["errors"]}
     return columns, "[" + ",".join(row_texts[:kept]) + "]", meta

@@ -1,0 +1,5 @@
+"""``python -m queryall_local`` runs the ``queryall`` command line."""
+
+from .cli import main
+
+raise SystemExit(main())

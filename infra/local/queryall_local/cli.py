@@ -1,0 +1,219 @@
+"""``queryall`` command line: ``queryall local serve|seed|invoke``.
+
+Top-level commands are registered in ``_COMMANDS`` so client commands (``queryall query``,
+``queryall jobs``) can be added next to ``local`` without touching the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .gateway import PortInUseError
+from .lambda_runtime import RuntimeConfigError, error_payload
+from .stack import DEFAULT_API_KEY, LocalStack
+from .template import TemplateError, load_template
+
+DEFAULT_TENANTS_DIR = Path(".queryall") / "tenants"
+DEFAULT_TENANT_COUNT = 40
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _default_tenants_dir() -> Path:
+    return Path(os.environ.get("QUERYALL_TENANTS_DIR") or DEFAULT_TENANTS_DIR)
+
+
+def _default_api_key() -> str:
+    return os.environ.get("QUERYALL_API_KEY") or DEFAULT_API_KEY
+
+
+# --------------------------------------------------------------------------------------------
+# queryall local ...
+
+
+def _add_local(subparsers: Any) -> None:
+    local = subparsers.add_parser("local", help="run the stack on this machine (no AWS account, no Docker)")
+    commands = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser, *, api_key: bool = True) -> None:
+        p.add_argument(
+            "--tenants-dir",
+            type=Path,
+            default=None,
+            help=f"folder of tenant .duckdb files (default: $QUERYALL_TENANTS_DIR or {DEFAULT_TENANTS_DIR})",
+        )
+        if api_key:
+            p.add_argument(
+                "--api-key",
+                default=None,
+                help=f"accepted API key (default: $QUERYALL_API_KEY or {DEFAULT_API_KEY})",
+            )
+        p.add_argument("--template", type=Path, default=None, help="SAM template (default: the repo's template.yaml)")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API until interrupted")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    common(serve)
+    serve.set_defaults(func=_serve)
+
+    seed = commands.add_parser("seed", help="create tenant databases for local runs")
+    seed.add_argument("--tenants-dir", type=Path, default=None)
+    seed.add_argument("--tenants", type=int, default=DEFAULT_TENANT_COUNT, help="how many tenant databases")
+    seed.add_argument("--rows-scale", type=float, default=1.0, help="multiply the rows per tenant")
+    seed.set_defaults(func=_seed)
+
+    invoke = commands.add_parser("invoke", help="run one function on an event and print its result")
+    invoke.add_argument("function", help="logical id of the function in the template")
+    invoke.add_argument("-e", "--event", required=True, help="event JSON file ('-' reads stdin)")
+    common(invoke)
+    invoke.set_defaults(func=_invoke)
+
+
+def _count_databases(tenants_dir: Path) -> int:
+    return sum(1 for _ in tenants_dir.glob("*.duckdb"))
+
+
+def _wait_until_accepting(host: str, port: int, timeout: float = 10.0) -> None:
+    with socket.create_connection((host, port), timeout=timeout):
+        pass
+
+
+def _serve(args: argparse.Namespace) -> int:
+    tenants_dir = args.tenants_dir or _default_tenants_dir()
+    if not tenants_dir.is_dir():
+        raise CliError(
+            f"tenants dir {tenants_dir} does not exist; create it with: queryall local seed --tenants-dir {tenants_dir}"
+        )
+    api_key = args.api_key or _default_api_key()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port)
+    try:
+        try:
+            stack.start()
+        except PortInUseError:
+            raise CliError(f"port {args.port} on {args.host} is already in use; pick another with --port") from None
+        gateway_port = int(stack.url.rsplit(":", 1)[1])
+        _wait_until_accepting(args.host, gateway_port)
+        print(
+            f"queryall local stack ready at {stack.url} - api key {api_key}, tenants {tenants_dir} "
+            f"({_count_databases(tenants_dir)} databases)",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stack.stop()
+    return EXIT_OK
+
+
+def _seed(args: argparse.Namespace) -> int:
+    try:
+        from .seed import seed_tenants  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise CliError(f"seeding is not available: {exc}") from None
+    tenants_dir = args.tenants_dir or _default_tenants_dir()
+    if args.tenants < 1:
+        raise CliError("--tenants must be at least 1")
+    tenants_dir.mkdir(parents=True, exist_ok=True)
+    buckets = seed_tenants(tenants_dir, args.tenants, rows_scale=args.rows_scale)
+    print(f"seeded {len(buckets)} tenant databases in {tenants_dir}", flush=True)
+    return EXIT_OK
+
+
+def _read_event(source: str) -> Any:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read event {source}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"event {source} is not valid JSON: {exc}") from None
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    event = _read_event(args.event)
+    tenants_dir = args.tenants_dir or _default_tenants_dir()
+    stack = LocalStack(args.template, tenants_dir, args.api_key or _default_api_key(), with_gateway=False)
+    functions = load_template(stack.template_path).functions  # check the name before starting anything
+    if args.function not in functions:
+        names = ", ".join(sorted(functions))
+        raise CliError(f"no function {args.function!r} in the template; choose one of: {names}")
+    stack.start()
+    try:
+        # stdout carries only the result (so it can be piped to jq); handler logs go to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                result = stack.runtime.invoke(args.function, event)
+            except Exception as exc:
+                failure = error_payload(exc)
+            else:
+                failure = None
+        stack.runtime.wait_for_background(timeout=30)
+    finally:
+        stack.stop()
+    if failure is not None:
+        print(json.dumps(failure, indent=2), flush=True)
+        return EXIT_FAILED
+    print(json.dumps(result, indent=2), flush=True)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+_COMMANDS: list[Callable[[Any], None]] = [_add_local]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="queryall", description="queryall: one SQL query across every tenant database"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CliError, TemplateError, RuntimeConfigError) as exc:
+        print(f"queryall: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

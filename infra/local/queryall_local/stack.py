@@ -1,0 +1,218 @@
+"""The whole local stack: moto services + in-process Lambda runtime + local HTTP API gateway."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from botocore.client import BaseClient
+
+from .gateway import LocalGateway
+from .lambda_runtime import LambdaRuntime
+from .moto_services import MotoServices, provision, put_secure_parameter
+from .template import StackSpec, load_template, read_template
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = "local-dev-key"
+TENANT_DATABASE_PATTERN = "warehouse_{bucket}.duckdb"
+# Template parameters the local stack fills in itself (when the template declares them).
+TENANT_DATABASES_PARAMETER = "TenantDatabases"
+API_KEYS_PARAMETER = "ApiKeysParameterName"
+
+
+def find_repo_root(override: Path | str | None = None) -> Path:
+    """The directory holding template.yaml: ``override``, else three parents up from this package."""
+    # infra/local/queryall_local/stack.py: parents[0] is the package, parents[3] the repo root
+    root = Path(override).resolve() if override is not None else Path(__file__).resolve().parents[3]
+    if not (root / "template.yaml").is_file():
+        raise FileNotFoundError(f"no template.yaml in {root}")
+    return root
+
+
+def tenant_databases_value(tenants_dir: Path | str) -> str:
+    """The TenantDatabases parameter for a folder of ``warehouse_<bucket>.duckdb`` files."""
+    return str(Path(tenants_dir).resolve() / TENANT_DATABASE_PATTERN)
+
+
+class LocalStack:
+    """Everything the deployed stack has, running in this process on loopback ports.
+
+    ``start()`` reads the template, starts moto, creates the table/bucket/state machine/API-key
+    parameter, installs the in-process Lambda runtime (environment, Invoke hook) and, unless
+    ``with_gateway`` is False, serves the HTTP API on ``host:port``. ``stop()`` undoes it all,
+    so a later stack in the same process starts clean.
+    """
+
+    _running: LocalStack | None = None  # the stack started in this process, if any
+
+    def __init__(
+        self,
+        template_path: Path | str | None = None,
+        tenants_dir: Path | str | None = None,
+        api_key: str | Sequence[str] = DEFAULT_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        *,
+        repo_root: Path | str | None = None,
+        with_gateway: bool = True,
+        enable_metrics: bool = False,
+    ) -> None:
+        if template_path is None:
+            template_path = find_repo_root(repo_root) / "template.yaml"
+        self.template_path = Path(template_path).resolve()
+        self.tenants_dir = Path(tenants_dir).resolve() if tenants_dir is not None else None
+        self.api_keys = [api_key] if isinstance(api_key, str) else list(api_key)
+        self.host = host
+        self.port = port
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self.with_gateway = with_gateway
+        self.enable_metrics = enable_metrics
+        self._spec: StackSpec | None = None
+        self._moto: MotoServices | None = None
+        self._runtime: LambdaRuntime | None = None
+        self._gateway: LocalGateway | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def _overrides(self) -> dict[str, Any]:
+        declared = read_template(self.template_path).get("Parameters") or {}
+        overrides: dict[str, Any] = {}
+        if self.tenants_dir is not None and TENANT_DATABASES_PARAMETER in declared:
+            overrides[TENANT_DATABASES_PARAMETER] = tenant_databases_value(self.tenants_dir)
+        overrides.update(self.parameter_overrides)  # an explicit override wins
+        return overrides
+
+    def start(self) -> LocalStack:
+        if self._moto is not None:
+            raise RuntimeError("local stack already started")
+        other = LocalStack._running
+        if other is not None:
+            # moto state, os.environ and boto3's default session are per process.
+            raise RuntimeError(
+                f"another local stack is running in this process ({other.moto_url}); stop it first "
+                "or use LocalStack.active()"
+            )
+        spec = load_template(self.template_path, self._overrides())
+        self._spec = spec
+        try:
+            self._moto = MotoServices()
+            self._moto.start()
+            self._moto.check()
+            provision(self._moto, spec)
+            parameter_name = spec.parameters.get(API_KEYS_PARAMETER)
+            if parameter_name:
+                put_secure_parameter(self._moto, parameter_name, ",".join(self.api_keys))
+            self._runtime = LambdaRuntime(spec, endpoint_url=self._moto.url, enable_metrics=self.enable_metrics)
+            self._runtime.install()
+            if self.with_gateway:
+                self._gateway = LocalGateway(spec.routes, self._runtime, self.host, self.port, api_id=spec.api_id)
+                self._gateway.start()
+        except BaseException:
+            self.stop()
+            raise
+        LocalStack._running = self
+        LOG.info("local stack started: gateway %s, moto %s", self._gateway and self._gateway.url, self._moto.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop gateway, runtime and moto (each even if another fails); safe to call twice."""
+        if LocalStack._running is self:
+            LocalStack._running = None
+        gateway, self._gateway = self._gateway, None
+        runtime, self._runtime = self._runtime, None
+        moto, self._moto = self._moto, None
+        errors: list[BaseException] = []
+        for step in (gateway and gateway.stop, runtime and runtime.uninstall, moto and moto.stop):
+            if step:
+                try:
+                    step()
+                except Exception as exc:
+                    LOG.warning("error while stopping the local stack: %s", exc)
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @classmethod
+    def active(cls) -> LocalStack | None:
+        """The stack running in this process, if any (tests use it to share one stack)."""
+        return cls._running
+
+    # ----------------------------------------------------------------------------- accessors
+
+    @property
+    def running(self) -> bool:
+        return self._moto is not None
+
+    @property
+    def spec(self) -> StackSpec:
+        if self._spec is None:
+            raise RuntimeError("local stack is not started")
+        return self._spec
+
+    @property
+    def url(self) -> str:
+        """Base URL of the local HTTP API (no trailing slash)."""
+        if self._gateway is None:
+            raise RuntimeError("local stack has no running gateway")
+        return self._gateway.url
+
+    @property
+    def moto_url(self) -> str:
+        if self._moto is None:
+            raise RuntimeError("local stack is not started")
+        return self._moto.url
+
+    @property
+    def runtime(self) -> LambdaRuntime:
+        if self._runtime is None:
+            raise RuntimeError("local stack is not started")
+        return self._runtime
+
+    @property
+    def moto(self) -> MotoServices:
+        if self._moto is None:
+            raise RuntimeError("local stack is not started")
+        return self._moto
+
+    def client(self, service: str) -> BaseClient:
+        """A boto3 client against the stack's moto server."""
+        return self.moto.client(service)
+
+    @property
+    def dynamodb_table_name(self) -> str:
+        return _only(self.spec.tables, "DynamoDB table").name
+
+    @property
+    def results_bucket_name(self) -> str:
+        return _only(self.spec.buckets, "S3 bucket").name
+
+    @property
+    def state_machine_arn(self) -> str:
+        return _only(self.spec.state_machines, "state machine").arn
+
+    @property
+    def api_keys_parameter_name(self) -> str | None:
+        return self.spec.parameters.get(API_KEYS_PARAMETER)
+
+    @property
+    def tenant_databases(self) -> str | None:
+        return self.spec.parameters.get(TENANT_DATABASES_PARAMETER)
+
+
+def _only(items: Mapping[str, Any], what: str) -> Any:
+    if len(items) != 1:
+        raise LookupError(
+            f"the template declares {len(items)} {what}s ({', '.join(items) or 'none'}); "
+            "use stack.spec to pick one by logical id"
+        )
+    return next(iter(items.values()))
