@@ -3,7 +3,9 @@ real definition -> per-tenant DuckDB files -> aggregator -> DynamoDB -> poll."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -169,3 +171,19 @@ def test_malformed_json_body_is_400(api: Api) -> None:
     result = api.request("POST", "/query-all", raw_body=b"{not json")
     assert result.status == 400
     assert result.body["error"] == {"code": "invalid_request", "message": "Request body is not valid JSON"}
+
+
+def test_authentication_comes_before_validation(api: Api) -> None:
+    result = api.request("POST", "/query-all", raw_body=b"{not json", api_key=None)
+    assert result.status == 401
+
+
+def test_json_body_sent_as_a_form_is_still_read_as_json(api: Api, tenants_dir: Path) -> None:
+    request = urllib.request.Request(
+        api.base_url + "/query-all", method="POST", data=b'{"sql": "SELECT 42 AS answer", "limit": 1}',
+        headers={"content-type": "application/x-www-form-urlencoded", "x-api-key": api.api_key},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        job_id = json.loads(response.read())["data"]["job_id"]
+    body = api.wait(job_id)
+    assert body["data"]["rows"][0][1] == 42

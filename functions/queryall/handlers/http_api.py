@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.api_keys import accepted_api_keys
-from queryall.errors import NotFound, QueryAllError
+from queryall.errors import NotFound, QueryAllError, Unauthorized
 from queryall.logic.auth import caller_for_api_key
 from queryall.observability import logger
 from queryall.settings import get_settings
@@ -39,17 +39,32 @@ def _describe_validation_error(error: RequestValidationError) -> str:
     return "; ".join(problems) or "Request is invalid"
 
 
-def require_api_key(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+def authenticate(headers: dict) -> str:
     settings = get_settings()
     accepted = accepted_api_keys(settings.require("api_keys_parameter"), settings.api_keys_cache_seconds)
-    caller = caller_for_api_key(app.current_event.headers.get("x-api-key"), accepted)
-    app.append_context(caller=caller)
-    return next_middleware(app)
+    return caller_for_api_key(headers.get("x-api-key"), accepted)
+
+
+def resolve(app: APIGatewayHttpResolver, event: dict, context: LambdaContext) -> dict:
+    """Authenticate, then route. Both happen before Powertools validates the request, so a caller
+    without a valid key learns nothing about the API beyond the 401."""
+    headers = event.get("headers") or {}
+    event["headers"] = headers
+    try:
+        app.append_context(caller=authenticate(headers))
+    except Unauthorized as error:
+        body = json.dumps({"error": {"code": error.code, "message": error.message}})
+        return {"statusCode": error.status_code, "headers": {"Content-Type": JSON}, "body": body,
+                "isBase64Encoded": False}
+    # The API speaks JSON only; `curl -d` labels a JSON body as a form, so bodies are read as JSON
+    # whatever the declared type (a body that is not JSON still gets a clear 400).
+    if event.get("body") is not None:
+        headers["content-type"] = "application/json"
+    return app.resolve(event, context)
 
 
 def build_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[require_api_key])
 
     @app.exception_handler(QueryAllError)
     def _domain_error(error: QueryAllError) -> Response:

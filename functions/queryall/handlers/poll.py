@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
-from queryall.handlers.http_api import build_resolver, json_response
+from queryall.handlers.http_api import build_resolver, json_response, resolve
 from queryall.logic.polling import find_job, job_response_body
 from queryall.observability import logger, tracer
 from queryall.settings import get_settings
@@ -26,4 +26,4 @@ def poll(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter nam
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return resolve(app, event, context)

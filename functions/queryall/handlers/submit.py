@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers.http_api import build_resolver, json_response
+from queryall.handlers.http_api import build_resolver, json_response, resolve
 from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
 from queryall.observability import logger, metrics, tracer
@@ -38,4 +38,4 @@ def submit(body: SubmitRequest) -> Response[str]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return resolve(app, event, context)
