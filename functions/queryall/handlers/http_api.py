@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -63,8 +64,14 @@ def resolve(app: APIGatewayHttpResolver, event: dict, context: LambdaContext) ->
     return app.resolve(event, context)
 
 
-def build_resolver() -> APIGatewayHttpResolver:
+def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
+    """The resolver of one API function: its routers plus the shared error handling.
+
+    Each route module holds a Powertools Router; a function includes the routers it serves, and the
+    OpenAPI document is built from all of them, so docs and code share one definition."""
     app = APIGatewayHttpResolver(enable_validation=True)
+    for router in routers:
+        app.include_router(router)
 
     @app.exception_handler(QueryAllError)
     def _domain_error(error: QueryAllError) -> Response:

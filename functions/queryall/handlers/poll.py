@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
@@ -13,14 +14,17 @@ from queryall.logic.polling import find_job, job_response_body
 from queryall.observability import logger, tracer
 from queryall.settings import get_settings
 
-app = build_resolver()
+router = Router()
 
 
-@app.get("/query-all/jobs/<jobId>")
+@router.get("/query-all/jobs/<jobId>")
 def poll(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter name)
     logger.append_keys(job_id=jobId)
     job = find_job(JobStore(get_settings().require("jobs_table")), jobId, time.time())
     return json_response(200, job_response_body(job))
+
+
+app = build_resolver(router)
 
 
 @logger.inject_lambda_context(clear_state=True)

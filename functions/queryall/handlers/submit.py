@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
@@ -16,15 +17,15 @@ from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
 from queryall.observability import logger, metrics, tracer
 from queryall.settings import get_settings
 
-app = build_resolver()
+router = Router()
 
 
-@app.post("/query-all", responses={202: {"description": "Job accepted"}})
+@router.post("/query-all", responses={202: {"description": "Job accepted"}})
 def submit(body: SubmitRequest) -> Response[str]:
     settings = get_settings()
     job = submit_job(
         body,
-        app.context["caller"],
+        router.context["caller"],
         jobs=JobStore(settings.require("jobs_table")),
         workflow=QueryWorkflow(settings.require("state_machine_arn")),
         sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
@@ -32,6 +33,9 @@ def submit(body: SubmitRequest) -> Response[str]:
         ttl_seconds=settings.job_ttl_seconds,
     )
     return json_response(202, SubmitResponse(data=SubmittedJob(job_id=job.job_id)).model_dump_json())
+
+
+app = build_resolver(router)
 
 
 @logger.inject_lambda_context(clear_state=True)
