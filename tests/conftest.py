@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "test-api-key"
-TENANT_COUNT = 24
+TENANT_COUNT = 100
 CORRUPT_BUCKET = "zz_corrupt"
 
 
