@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class LocalStack:
         """Stop gateway, runtime and moto (each even if another fails); safe to call twice."""
         if LocalStack._running is self:
             LocalStack._running = None
+        self._drain_executions()
         gateway, self._gateway = self._gateway, None
         runtime, self._runtime = self._runtime, None
         moto, self._moto = self._moto, None
@@ -135,6 +137,23 @@ class LocalStack:
                     errors.append(exc)
         if errors:
             raise errors[0]
+
+    def _drain_executions(self, timeout: float = 30.0) -> None:
+        """Let running executions finish before the runtime goes: a Lambda thread still inside DuckDB
+        when the interpreter exits aborts the whole process."""
+        if self._moto is None or self._runtime is None:
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            sfn = self.client("stepfunctions")
+            for machine in sfn.list_state_machines()["stateMachines"]:
+                arn = machine["stateMachineArn"]
+                while time.monotonic() < deadline and sfn.list_executions(
+                    stateMachineArn=arn, statusFilter="RUNNING"
+                )["executions"]:
+                    time.sleep(0.05)
+        except Exception as exc:  # stopping must go on whatever the services say
+            LOG.warning("could not wait for running executions: %s", exc)
 
     def __enter__(self) -> LocalStack:
         return self.start()
