@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench clean
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost openapi clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,8 +45,27 @@ e2e: install
 template: install
 	$(BIN)/python -m pytest -q tests/template
 
-bench: install
+bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost
+
+## make bench-fanout: the local pipeline over HTTP vs one process querying every tenant (177 and 1,000).
+bench-fanout: install
+	$(BIN)/python bench/fanout.py
+
+## make bench-coldstart: each function's handler import time (and first invoke) vs boto3 + Powertools.
+bench-coldstart: install
+	$(BIN)/python bench/coldstart.py
+
+## make bench-isolation-cost: per-tenant cost of the isolation sandbox vs the ATTACH/DETACH floor.
+bench-isolation-cost: install
+	$(BIN)/python bench/isolation_cost.py
+
+## make bench-item-capacity: rows the job item keeps under 400 KB, plain JSON vs compressed.
+bench-item-capacity: install
 	$(BIN)/python bench/item_capacity.py
+
+## make openapi: regenerate docs/openapi.json from the route models (a test fails when it is stale).
+openapi: install
+	$(BIN)/python -m queryall.handlers.openapi docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -14,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "test-api-key"
+# A second caller: jobs are owned by the key that submitted them.
+OTHER_API_KEY = "other-test-api-key"
 TENANT_COUNT = 100
 CORRUPT_BUCKET = "zz_corrupt"
 
@@ -88,7 +90,7 @@ def tenants_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_stack(tenants_dir: Path):
     from queryall_local.stack import LocalStack
 
-    stack = LocalStack(ROOT / "template.yaml", tenants_dir, API_KEY)
+    stack = LocalStack(ROOT / "template.yaml", tenants_dir, [API_KEY, OTHER_API_KEY])
     stack.start()
     try:
         yield stack

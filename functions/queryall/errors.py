@@ -30,6 +30,11 @@ class Unauthorized(QueryAllError):
         super().__init__(message)
 
 
+class Forbidden(QueryAllError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(QueryAllError):
     status_code = 404
     code = "not_found"
@@ -43,3 +48,10 @@ class Conflict(QueryAllError):
 class ServiceUnavailable(QueryAllError):
     status_code = 503
     code = "service_unavailable"
+
+
+class ResponseTooLarge(QueryAllError):
+    """A single row is larger than a response can carry (the full result is still downloadable)."""
+
+    status_code = 413
+    code = "response_too_large"

@@ -25,10 +25,23 @@ class Settings(BaseModel):
     sql_guard_function: str | None = None
     api_keys_parameter: str | None = None
     tenant_databases: str | None = None
-    query_batch_size: int = Field(25, ge=1, le=500)
+    catalog_table: str | None = None
+    admin_api_keys_parameter: str | None = None
+    refresh_catalog_function: str | None = None
+    query_batch_size: int = Field(100, ge=1, le=500)
     map_max_concurrency: int = Field(40, ge=1, le=40)
+    # Above this many target databases the workflow uses a distributed Map (items in S3, ItemBatcher).
+    distributed_map_threshold: int = Field(1000, ge=1)
+    distributed_map_max_concurrency: int = Field(400, ge=1, le=10_000)
     query_timeout_seconds: float = Field(30.0, gt=0, le=900)
+    # DuckDB's limits for one tenant query: memory (never spilled to disk) and worker threads.
+    query_memory_limit_mb: int = Field(1024, ge=64)
+    # One thread: a tenant query is milliseconds of work, and a second DuckDB thread per query cost 40%
+    # more CPU per job at 1,000 tenants (bench/fanout.py), with batches already running side by side.
+    query_threads: int = Field(1, ge=1, le=16)
     job_ttl_seconds: int = Field(3600, ge=60)
+    # Lifetime of a presigned result URL (never past the job's expiry); SigV4 allows at most 7 days.
+    result_url_expiry_seconds: int = Field(900, ge=1, le=604_800)
     # How long a fetched API key list is trusted before SSM is read again.
     api_keys_cache_seconds: int = Field(300, ge=0)
 
@@ -50,8 +63,9 @@ def reset_caches() -> None:
     """Forget settings and AWS clients, as a new cold start would (the local stack and tests use it)."""
     from aws_lambda_powertools.utilities.parameters import base
 
-    from queryall.dal import aws
+    from queryall.dal import api_keys, aws
 
     get_settings.cache_clear()
     aws.reset_clients()
+    api_keys.clear_cache()
     base.clear_caches()

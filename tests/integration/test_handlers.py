@@ -12,9 +12,10 @@ import pyarrow as pa
 import pytest
 
 from queryall.dal.jobs import JobStore
+from queryall.dal.partial_results import PartialResultStore
 from queryall.logic import job_lifecycle
 from queryall.models.job import JobRequest
-from queryall.settings import reset_caches
+from queryall.settings import get_settings, reset_caches
 from tests.conftest import API_KEY, CORRUPT_BUCKET, Api
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,7 +51,8 @@ def test_plan_targets_batches_every_tenant(local_stack, tenants_dir: Path) -> No
     planned = [b for batch in plan["batches"] for b in batch["buckets"]]
     assert planned == tenant_buckets(tenants_dir)
     assert plan["databases_total"] == len(planned)
-    assert all(len(batch["buckets"]) <= 25 for batch in plan["batches"])
+    batch_size = get_settings().query_batch_size
+    assert all(len(batch["buckets"]) <= batch_size for batch in plan["batches"])
 
 
 def test_query_batch_writes_partial_and_summary(local_stack, tenants_dir: Path) -> None:
@@ -160,14 +162,14 @@ def test_a_workflow_step_failure_ends_the_job_failed_not_processing(
 def test_failing_batches_never_fail_the_job(
     api: Api, local_stack, tenants_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # With no results bucket every batch fails; each batch's Catch reports its tenants as errored.
-    monkeypatch.setenv("RESULTS_BUCKET", "no-such-results-bucket")
-    reset_caches()
+    # With no bucket for partial results every batch fails (the aggregator still writes the full result to
+    # the real bucket); each batch's Catch reports its tenants as errored.
+    original = PartialResultStore.__init__
+    monkeypatch.setattr(PartialResultStore, "__init__", lambda store, _: original(store, "no-such-results-bucket"))
     try:
         body = api.run({"sql": "SELECT 1 AS one", "limit": 1})
     finally:
         monkeypatch.undo()
-        reset_caches()
     meta = body["meta"]
     assert body["data"]["rows"] == []
     assert meta["databases_errored"] == len(tenant_buckets(tenants_dir))
@@ -175,7 +177,8 @@ def test_failing_batches_never_fail_the_job(
 
 
 def test_invoke_events_in_events_folder_are_valid_for_their_functions(local_stack) -> None:
-    names = {"sql_guard": "SqlGuardFunction", "plan_targets": "PlanTargetsFunction"}
+    names = {"sql_guard": "SqlGuardFunction", "plan_targets": "PlanTargetsFunction",
+             "refresh_catalog": "RefreshCatalogFunction"}
     for stem, function in names.items():
         event = json.loads(Path(f"events/{stem}.json").read_text())
         assert local_stack.runtime.invoke(function, event)
@@ -183,3 +186,6 @@ def test_invoke_events_in_events_folder_are_valid_for_their_functions(local_stac
     submit["headers"]["x-api-key"] = API_KEY
     response = local_stack.runtime.invoke("SubmitFunction", submit)
     assert response["statusCode"] == 202
+    databases = json.loads(Path("events/databases.json").read_text())
+    databases["headers"]["x-api-key"] = API_KEY
+    assert local_stack.runtime.invoke("CatalogApiFunction", databases)["statusCode"] == 200

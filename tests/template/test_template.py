@@ -52,13 +52,17 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
     functions = {k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
     assert functions == {
         "SubmitFunction", "PollFunction", "SqlGuardFunction", "PlanTargetsFunction",
-        "QueryBatchFunction", "AggregateFunction", "FailJobFunction",
+        "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
+        "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
     }
     routes = {v["Properties"]["RouteKey"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Route"}
     if not routes:  # SAM may inline the routes as an OpenAPI body instead of Route resources
         api = next(v for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Api")
         routes = {f"{m.upper()} {p}" for p, ops in api["Properties"]["Body"]["paths"].items() for m in ops}
-    assert {"POST /query-all", "GET /query-all/jobs/{jobId}"} <= {r.replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY")
+    assert {"POST /query-all", "GET /query-all/jobs/{jobId}", "GET /query-all/wait", "GET /query-all/jobs",
+            "DELETE /query-all/jobs/{jobId}", "GET /query-all/jobs/{jobId}/results",
+            "GET /openapi.json", "GET /query-all/databases",
+            "POST /query-all/catalog/refresh"} <= {r.replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY")
                                                                    for r in routes}
     machine = next(v for v in resources.values() if v["Type"] == "AWS::StepFunctions::StateMachine")
     substitutions = machine["Properties"]["DefinitionSubstitutions"]
@@ -70,7 +74,10 @@ def test_duckdb_only_where_needed() -> None:
     template = yaml_parse(TEMPLATE.read_text())
     with_layer = {name for name, r in template["Resources"].items()
                   if r["Type"] == "AWS::Serverless::Function" and r["Properties"].get("Layers")}
-    assert with_layer == {"SqlGuardFunction", "QueryBatchFunction", "AggregateFunction"}
+    # Poll loads pyarrow only for ?format=arrow (tests/unit/test_openapi.py checks its default path).
+    # PlanTargets imports duckdb only to list MotherDuck (md:) databases.
+    assert with_layer == {"SqlGuardFunction", "QueryBatchFunction", "AggregateFunction", "PollFunction",
+                          "ResultsFunction", "PlanTargetsFunction", "RefreshCatalogFunction"}
 
 
 def test_state_machine_definition_passes_statelint(tmp_path: Path) -> None:
@@ -82,7 +89,12 @@ def test_state_machine_definition_passes_statelint(tmp_path: Path) -> None:
     target = tmp_path / "definition.json"
     target.write_text(substituted)
     result = subprocess.run([str(BIN / "statelint"), str(target)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    # statelint 3.1.0 (the latest) predates ReaderConfig.InputType, which Step Functions requires to read
+    # a JSON array from S3 (the distributed Map's ItemReader): that one finding is a known false positive.
+    known = 'Field "InputType" not allowed in State Machine.States.QueryBatchesDistributed.ItemReader.ReaderConfig'
+    problems = [line for line in result.stdout.splitlines() if line.startswith(" ") and line.strip() != known]
+    assert result.returncode == 0 or result.stdout.strip() == f"One error:\n {known}", result.stdout + result.stderr
+    assert problems == [] and result.stderr == "", result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("broken", ["missing_next", "bad_resource"])

@@ -112,7 +112,7 @@ def test_intrinsics_resolved_in_environment() -> None:
     spec = load_template(TEMPLATE)
     submit = spec.functions["SubmitFunction"].environment
     assert submit["JOBS_TABLE"] == spec.tables["JobsTable"].name == "queryall-JobsTable"
-    assert submit["STATE_MACHINE_ARN"] == state_machine_arn("QueryAllStateMachine")
+    assert submit["STATE_MACHINE_ARN"] == state_machine_arn("queryall-query-all")  # Name: ${AWS::StackName}-query-all
     assert submit["STATE_MACHINE_ARN"] == spec.state_machines["QueryAllStateMachine"].arn
     assert submit["SQL_GUARD_FUNCTION"] == "SqlGuardFunction"
     assert submit["API_KEYS_PARAMETER"] == "/queryall/api-keys"
@@ -160,7 +160,7 @@ def test_parameter_overrides() -> None:
     assert spec.functions["PlanTargetsFunction"].environment["TENANT_DATABASES"] == "/tmp/t/warehouse_{bucket}.duckdb"
     assert spec.functions["QueryBatchFunction"].environment["TENANT_DATABASES"] == "/tmp/t/warehouse_{bucket}.duckdb"
     assert {f.environment["POWERTOOLS_LOG_LEVEL"] for f in spec.functions.values()} == {"DEBUG"}
-    assert spec.functions["PlanTargetsFunction"].environment["QUERY_BATCH_SIZE"] == "25"
+    assert spec.functions["PlanTargetsFunction"].environment["QUERY_BATCH_SIZE"] == "100"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from queryall.dal.tenant_databases import FolderTenantDatabases
+from queryall.dal.tenant_databases import FolderTenantDatabases, TenantDatabase
 from queryall.logic.planning import plan_targets
+from queryall.models.catalog import CatalogTable, TenantCatalogEntry
 from queryall.models.workflow import ExecutionInput
 
 
@@ -36,3 +37,27 @@ def test_requested_buckets_keep_order_map_hyphens_and_report_missing(tmp_path: P
 def test_no_tenants_gives_no_batches(tmp_path: Path) -> None:
     plan = plan_targets(_execution(), _tenants(tmp_path, []), 10, 1)
     assert plan.batches == [] and plan.databases_total == 0
+
+
+def _entry(tenant: TenantDatabase, tables: list[str], **kw) -> TenantCatalogEntry:
+    return TenantCatalogEntry(bucket=tenant.bucket, database=f"warehouse_{tenant.bucket}", version=tenant.version,
+                              tables=[CatalogTable(name=t) for t in tables], refreshed_at="2026-01-01T00:00:00.000Z",
+                              **kw)
+
+
+def test_catalog_skips_tenants_lacking_the_table_without_opening_them(tmp_path: Path) -> None:
+    tenants = _tenants(tmp_path, ["has", "lacks", "unknown", "changed", "unreadable"])
+    listed = {t.bucket: t for t in tenants.list_tenants()}
+    catalog = {
+        "has": _entry(listed["has"], ["Payment"]),  # names compare case-insensitively, as DuckDB's do
+        "lacks": _entry(listed["lacks"], ["person"]),
+        # A version the file no longer has: the catalog is stale for it, so QueryBatch checks.
+        "changed": _entry(listed["changed"], ["person"]).model_copy(update={"version": "older"}),
+        "unreadable": _entry(listed["unreadable"], [], error="Could not open database"),
+    }
+    plan = plan_targets(_execution(table="payment"), tenants, 10, 1, catalog=catalog)
+    assert plan.skipped == {"lacks": "Table 'payment' not found"}
+    assert [b.buckets for b in plan.batches] == [["changed", "has", "unknown", "unreadable"]]
+    assert plan.databases_total == 5
+    # Without `table` the catalog changes nothing.
+    assert plan_targets(_execution(), tenants, 10, 1, catalog=catalog).skipped == {}

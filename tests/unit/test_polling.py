@@ -1,5 +1,7 @@
+import bz2
 import json
 
+from queryall.logic.paging import encode_cursor
 from queryall.logic.polling import job_response_body
 from queryall.models.job import Job, JobRequest, JobStatus
 
@@ -11,7 +13,9 @@ def _job(**kw) -> Job:
 
 def test_processing_body() -> None:
     assert json.loads(job_response_body(_job(status=JobStatus.PROCESSING))) == {
-        "data": {"job_id": "503a73be-9119-43ba-8e30-4f278f978d49", "status": "processing"}}
+        "data": {"job_id": "503a73be-9119-43ba-8e30-4f278f978d49", "status": "processing",
+                 "progress": {"databases_total": None, "databases_done": 0, "databases_errored": 0,
+                              "rows_so_far": 0}}}
 
 
 def test_failed_body_carries_code_and_message() -> None:
@@ -22,15 +26,16 @@ def test_failed_body_carries_code_and_message() -> None:
 
 
 def test_completed_body_splices_stored_json_exactly() -> None:
-    job = _job(status=JobStatus.COMPLETED, columns='["_bucket","total"]',
-               rows='[["acme",170141183460469231731687303715884105727],["b",12.345]]',
-               meta='{"total_rows":2,"truncated":false}')
+    rows = '[["acme",170141183460469231731687303715884105727],["b",12.345]]'
+    job = _job(status=JobStatus.COMPLETED, columns='["_bucket","total"]', rows_bz2=bz2.compress(rows.encode()),
+               meta='{"total_rows":3,"returned_rows":2,"truncated":true}')
     text = job_response_body(job)
     # Exact digits survive: the stored text is not decoded and re-encoded.
     assert "170141183460469231731687303715884105727" in text and "12.345" in text
     assert json.loads(text) == {"data": {"columns": ["_bucket", "total"],
                                          "rows": [["acme", 170141183460469231731687303715884105727], ["b", 12.345]]},
-                                "meta": {"total_rows": 2, "truncated": False}}
+                                "meta": {"total_rows": 3, "returned_rows": 2, "truncated": True,
+                                         "next_cursor": encode_cursor(job.job_id, 2)}}
 
 
 def test_expiry_is_inclusive() -> None:

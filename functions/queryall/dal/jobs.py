@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from queryall.dal.aws import client
@@ -13,9 +15,31 @@ from queryall.models.job import Job, JobStatus
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
+# What waiting and listing read of a job: everything but its result. The owner index projects exactly
+# these (template.yaml, JobsTable), so a listed job validates like a read one.
+SUMMARY_ATTRIBUTES = (
+    "job_id", "status", "owner", "created_at", "submitted_at", "expires_at", "request", "finished_at",
+    "error_code", "databases_total", "databases_done", "databases_errored", "rows_so_far",
+)
+OWNER_INDEX = "owner-created_at"
+_BATCH_GET_KEYS = 100  # BatchGetItem's limit
+_BATCH_GET_ATTEMPTS = 8
+# Expired jobs are filtered after DynamoDB's Limit, so a page may need a few queries to fill.
+_LIST_QUERIES = 5
+
+
+class JobReadIncomplete(RuntimeError):
+    """DynamoDB left keys unprocessed after every retry (sustained throttling)."""
+
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _to_job(item: dict[str, Any]) -> Job:
+    values = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    # Binary attributes come back wrapped; the model holds plain bytes.
+    return Job.model_validate({k: v.value if isinstance(v, Binary) else v for k, v in values.items()})
 
 
 class JobStore:
@@ -37,10 +61,64 @@ class JobStore:
             TableName=self.table_name, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if item is None:
-            return None
-        values = {k: _deserializer.deserialize(v) for k, v in item.items()}
-        return Job.model_validate(values)
+        return None if item is None else _to_job(item)
+
+    def get_many(self, job_ids: Sequence[str], *, summary: bool = False) -> dict[str, Job]:
+        """The jobs among job_ids that exist, by id (consistent BatchGetItem reads); with summary, only
+        SUMMARY_ATTRIBUTES are transferred, never the result."""
+        found: dict[str, Job] = {}
+        for start in range(0, len(job_ids), _BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                "Keys": [{"job_id": {"S": job_id}} for job_id in job_ids[start: start + _BATCH_GET_KEYS]],
+                "ConsistentRead": True,
+            }
+            if summary:
+                request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(SUMMARY_ATTRIBUTES)))
+                request["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(SUMMARY_ATTRIBUTES)}
+            pending = {self.table_name: request}
+            for attempt in range(_BATCH_GET_ATTEMPTS):
+                response = client("dynamodb").batch_get_item(RequestItems=pending)
+                items = response.get("Responses", {}).get(self.table_name, [])
+                for item in items:
+                    job = _to_job(item)
+                    found[job.job_id] = job
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                if not items:  # nothing read at all: throttled, so back off (a size-capped answer is not)
+                    time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise JobReadIncomplete(f"{len(pending[self.table_name]['Keys'])} jobs could not be read")
+        return found
+
+    def list_by_owner(
+        self, owner: str, limit: int, *, after: tuple[str, str] | None, now: float
+    ) -> tuple[list[Job], tuple[str, str] | None]:
+        """The owner's unexpired jobs newest first (summaries, from the owner index), at most `limit`, and the
+        (created_at, job_id) to continue after, None at the end. The index is eventually consistent."""
+        jobs: list[Job] = []
+        start = after
+        for _ in range(_LIST_QUERIES):
+            query: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": OWNER_INDEX,
+                "KeyConditionExpression": "#owner = :owner",
+                "FilterExpression": "#expires_at > :now",
+                "ExpressionAttributeNames": {"#owner": "owner", "#expires_at": "expires_at"},
+                "ExpressionAttributeValues": {":owner": {"S": owner}, ":now": {"N": repr(now)}},
+                "ScanIndexForward": False,
+                "Limit": limit - len(jobs),
+            }
+            if start is not None:
+                query["ExclusiveStartKey"] = {"owner": {"S": owner}, "created_at": {"S": start[0]},
+                                              "job_id": {"S": start[1]}}
+            response = client("dynamodb").query(**query)
+            jobs.extend(_to_job(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            start = (last["created_at"]["S"], last["job_id"]["S"]) if last else None
+            if start is None or len(jobs) >= limit:
+                break
+        return jobs, start
 
     def finish(self, job_id: str, status: JobStatus, attributes: dict[str, Any]) -> bool:
         """Move a processing job to a final status; False when it was not processing (or is gone)."""

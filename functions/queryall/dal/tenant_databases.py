@@ -1,15 +1,38 @@
-"""Where tenant databases live. One URI template for every backend; {bucket} names the tenant.
+"""Where tenant databases live. One URI template selects the backend; {bucket} names the tenant.
 
-Today: a folder of DuckDB files (`/dir/warehouse_{bucket}.duckdb`, optionally `file://`).
+- a folder of DuckDB files: `/dir/warehouse_{bucket}.duckdb` (optionally `file:///dir/...`);
+- DuckDB files in S3: `s3://bucket/prefix/warehouse_{bucket}.duckdb`, listed with ListObjectsV2 and
+  attached READ_ONLY through DuckDB's httpfs extension (loaded from the duckdb-extension-httpfs wheel,
+  so nothing is downloaded at run time);
+- MotherDuck: `md:warehouse_{bucket}?token_ssm=/param` (or `?token_secret=name`), the token read
+  through Powertools Parameters; one connection attached to `md:` switches databases with USE, as
+  the reference service does.
+
+Every backend lists its tenants (with a version that changes when a database changes, when the
+backend can tell), opens a DuckDB session able to reach them, makes one tenant the current database
+and describes tenants' tables for the catalog. duckdb is imported only where a session is opened, so
+planning with the folder or S3 backend never loads it.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+from queryall.dal.aws import client
+from queryall.models.catalog import CatalogColumn, CatalogTable
+
+BUCKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+# The name a tenant's database is attached under while its query runs.
+TENANT_ALIAS = "tenant"
 
 
 def database_suffix(bucket: str) -> str:
@@ -17,37 +40,299 @@ def database_suffix(bucket: str) -> str:
     return bucket.replace("-", "_")
 
 
-class FolderTenantDatabases:
-    def __init__(self, uri_template: str) -> None:
-        template = uri_template.removeprefix("file://")
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_identifier(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def extension_path(name: str) -> str:
+    """The extension binary shipped in the `duckdb-extension-<name>` wheel (LOADed by path: offline,
+    and nothing is written to the home directory, which is read-only on Lambda)."""
+    import duckdb
+
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"the duckdb-extension-{name} package is not installed")
+    path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise RuntimeError(f"duckdb-extension-{name} has no extension for duckdb {duckdb.__version__} ({path})")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class TenantDatabase:
+    bucket: str  # as listed: the database suffix
+    location: str
+    # Changes whenever the database changes (file size and mtime, S3 ETag); None when unknown.
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantSchema:
+    """What one tenant database holds, or why it could not be read."""
+
+    tables: list[CatalogTable]
+    error: str | None = None
+
+
+class TenantDatabases(ABC):
+    """A backend. `template` is the URI template, `{bucket}` appearing exactly once."""
+
+    # True when a query session can be confined to the tenant databases' own paths
+    # (DuckDB's allowed_paths with external access disabled); MotherDuck needs the network.
+    confines_files = True
+
+    def __init__(self, template: str) -> None:
         if template.count("{bucket}") != 1:
             raise ValueError("TENANT_DATABASES must contain {bucket} exactly once")
         self.template = template
         self._prefix, self._suffix = template.split("{bucket}")
 
     def location(self, bucket: str) -> str:
-        if not _BUCKET.match(bucket):
+        if not BUCKET_ID.match(bucket):
             raise ValueError(f"invalid bucket id {bucket!r}")
         return self._prefix + database_suffix(bucket) + self._suffix
 
     def database_name(self, bucket: str) -> str:
-        return os.path.basename(self.location(bucket)).removesuffix(".duckdb")
+        return self.location(bucket).rsplit("/", 1)[-1].removesuffix(".duckdb")
 
-    def exists(self, bucket: str) -> bool:
-        return os.path.isfile(self.location(bucket))
+    def _bucket_of(self, location: str) -> str | None:
+        if not (location.startswith(self._prefix) and location.endswith(self._suffix)):
+            return None
+        bucket = location[len(self._prefix): len(location) - len(self._suffix)]
+        return bucket if BUCKET_ID.match(bucket) else None
 
-    def list_buckets(self) -> list[str]:
+    @abstractmethod
+    def list_tenants(self) -> list[TenantDatabase]:
+        """Every tenant database, sorted by bucket."""
+
+    # ----------------------------------------------------------------------------- DuckDB sessions
+
+    def session_setup(self) -> list[str]:
+        """Statements a fresh DuckDB needs before it can open these databases (may hold secrets)."""
+        return []
+
+    def allowed_paths(self, bucket: str) -> list[str]:
+        """Everything DuckDB must be able to open to read this tenant's database."""
+        location = self.location(bucket)
+        return [location, location + ".wal"]
+
+    def open_session(self) -> Any:
+        """A new in-memory DuckDB with the backend set up (extensions loaded, credentials given)."""
+        import duckdb
+
+        con = duckdb.connect(":memory:", config={
+            # Nothing is fetched or loaded behind the service's back.
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+        })
+        try:
+            for statement in self.session_setup():
+                con.execute(statement)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def use(self, con: Any, bucket: str) -> str:
+        """Attach the tenant's database READ_ONLY and make it current; returns its catalog name."""
+        con.execute(f"ATTACH {sql_string(self.location(bucket))} AS {TENANT_ALIAS} (READ_ONLY)")
+        con.execute(f"USE {TENANT_ALIAS}")
+        return TENANT_ALIAS
+
+    def release(self, con: Any, catalog: str) -> None:
+        con.execute("USE memory")
+        con.execute(f"DETACH {sql_identifier(catalog)}")
+
+    def describe(self, buckets: Iterable[str]) -> dict[str, TenantSchema]:
+        """Tables and columns of each tenant (for the catalog). A database that cannot be opened is
+        described by its error; the others are still read."""
+        import duckdb
+
+        described: dict[str, TenantSchema] = {}
+        con = self.open_session()
+        try:
+            for bucket in buckets:
+                try:
+                    catalog = self.use(con, bucket)
+                except duckdb.Error as error:
+                    described[bucket] = TenantSchema([], f"Could not open database: {_first_line(error)}")
+                    continue
+                try:
+                    described[bucket] = TenantSchema(read_tables(con, catalog))
+                finally:
+                    self.release(con, catalog)
+        finally:
+            con.close()
+        return described
+
+
+def read_tables(con: Any, catalog: str) -> list[CatalogTable]:
+    """Tables and views of an attached database with their columns, in declaration order."""
+    rows = con.execute(
+        "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = ? ORDER BY schema_name, table_name, column_index",
+        [catalog],
+    ).fetchall()
+    tables: dict[tuple[str, str], list[CatalogColumn]] = {}
+    for schema, table, column, kind in rows:
+        tables.setdefault((schema, table), []).append(CatalogColumn(name=column, type=kind))
+    return [CatalogTable(name=t, schema_name=s, columns=cols) for (s, t), cols in tables.items()]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class FolderTenantDatabases(TenantDatabases):
+    def __init__(self, uri_template: str) -> None:
+        super().__init__(uri_template.removeprefix("file://"))
+
+    def list_tenants(self) -> list[TenantDatabase]:
         pattern = glob.escape(self._prefix) + "*" + glob.escape(self._suffix)
         found = []
         for path in glob.glob(pattern):
-            bucket = path[len(self._prefix): len(path) - len(self._suffix)]
-            if _BUCKET.match(bucket) and os.path.isfile(path):
-                found.append(bucket)
-        return sorted(found)
+            bucket = self._bucket_of(path)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue  # removed meanwhile
+            if bucket is not None and os.path.isfile(path):
+                found.append(TenantDatabase(bucket, path, f"{stat.st_size}-{stat.st_mtime_ns}"))
+        return sorted(found, key=lambda t: t.bucket)
 
 
-def tenant_databases(uri_template: str) -> FolderTenantDatabases:
-    """The backend for a URI template (more schemes join here: s3://, md:)."""
-    if uri_template.startswith(("s3://", "md:")):
-        raise ValueError(f"tenant database backend not available yet: {uri_template.split(':')[0]}")
+class S3TenantDatabases(TenantDatabases):
+    def __init__(self, uri_template: str) -> None:
+        super().__init__(uri_template)
+        parts = urlsplit(uri_template)
+        self.s3_bucket = parts.netloc
+        key_template = uri_template.removeprefix(f"s3://{self.s3_bucket}/")
+        if not self.s3_bucket or key_template == uri_template or "/" in key_template.split("{bucket}")[1]:
+            raise ValueError("TENANT_DATABASES for S3 must look like s3://bucket/prefix/warehouse_{bucket}.duckdb")
+        self._key_prefix = key_template.split("{bucket}")[0]
+
+    def list_tenants(self) -> list[TenantDatabase]:
+        found = []
+        paginator = client("s3").get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.s3_bucket, Prefix=self._key_prefix):
+            for item in page.get("Contents", []):
+                location = f"s3://{self.s3_bucket}/{item['Key']}"
+                bucket = self._bucket_of(location)
+                if bucket is not None:
+                    found.append(TenantDatabase(bucket, location, item.get("ETag", "").strip('"') or None))
+        return sorted(found, key=lambda t: t.bucket)
+
+    def session_setup(self) -> list[str]:
+        return [f"LOAD {sql_string(extension_path('httpfs'))}", s3_secret_sql()]
+
+
+def s3_secret_sql() -> str:
+    """A DuckDB S3 secret from the function's own credentials and region; against a local endpoint
+    (AWS_ENDPOINT_URL, the local stack's moto) it uses path-style URLs and the endpoint's scheme."""
+    import boto3
+
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise RuntimeError("no AWS credentials to read tenant databases from S3")
+    frozen = credentials.get_frozen_credentials()
+    options = {
+        "KEY_ID": frozen.access_key,
+        "SECRET": frozen.secret_key,
+        "REGION": session.region_name or "us-east-1",
+    }
+    if frozen.token:
+        options["SESSION_TOKEN"] = frozen.token
+    text = ", ".join(f"{key} {sql_string(value)}" for key, value in options.items())
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        text += f", ENDPOINT {sql_string(parts.netloc)}, URL_STYLE 'path', USE_SSL {parts.scheme == 'https'!s}"
+    return f"CREATE SECRET tenant_databases (TYPE s3, {text})"
+
+
+class MotherDuckTenantDatabases(TenantDatabases):
+    """`md:warehouse_{bucket}?token_ssm=/name` or `?token_secret=name`.
+
+    `connect` is the seam tests use in place of a real MotherDuck connection."""
+
+    confines_files = False
+
+    def __init__(self, uri_template: str, connect: Callable[[], Any] | None = None) -> None:
+        parts = urlsplit(uri_template)
+        super().__init__(uri_template.split("?", 1)[0])
+        if parts.scheme != "md" or not parts.path or "/" in parts.path:
+            raise ValueError("TENANT_DATABASES for MotherDuck must look like md:warehouse_{bucket}?token_ssm=/name")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"token_ssm", "token_secret"}
+        if unknown or len(query) != 1:
+            raise ValueError(
+                "TENANT_DATABASES for MotherDuck needs exactly one of ?token_ssm=/name or ?token_secret=name"
+            )
+        (store, self.token_name), = query.items()
+        # Where the token is kept: an SSM parameter or a Secrets Manager secret.
+        self.token_in_ssm = store == "token_ssm"
+        self._connect = connect
+
+    def database_name(self, bucket: str) -> str:
+        return self.location(bucket).removeprefix("md:")
+
+    def token(self) -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        if self.token_in_ssm:
+            return str(parameters.get_parameter(self.token_name, decrypt=True, max_age=300))
+        return str(parameters.get_secret(self.token_name, max_age=300))
+
+    def session_setup(self) -> list[str]:
+        return [
+            f"LOAD {sql_string(extension_path('motherduck'))}",
+            f"SET motherduck_token = {sql_string(self.token())}",
+            "ATTACH 'md:'",  # every database of the account; a tenant is then one USE away
+        ]
+
+    def allowed_paths(self, bucket: str) -> list[str]:
+        return []
+
+    def open_session(self) -> Any:
+        if self._connect is None:
+            return super().open_session()
+        con = self._connect()
+        for statement in self.session_setup():
+            con.execute(statement)
+        return con
+
+    def use(self, con: Any, bucket: str) -> str:
+        name = self.database_name(bucket)
+        con.execute(f"USE {sql_identifier(name)}")
+        return name
+
+    def release(self, con: Any, catalog: str) -> None:
+        con.execute("USE memory")
+
+    def list_tenants(self) -> list[TenantDatabase]:
+        con = self.open_session()
+        try:
+            names = [row[0] for row in con.execute(
+                "SELECT database_name FROM duckdb_databases() WHERE NOT internal ORDER BY database_name"
+            ).fetchall()]
+        finally:
+            con.close()
+        found = (TenantDatabase(bucket, "md:" + name) for name in names
+                 if (bucket := self._bucket_of("md:" + name)) is not None)
+        return sorted(found, key=lambda t: t.bucket)
+
+
+def tenant_databases(uri_template: str) -> TenantDatabases:
+    """The backend for a URI template: `s3://…`, `md:…`, else a folder path (optionally `file://`)."""
+    if uri_template.startswith("s3://"):
+        return S3TenantDatabases(uri_template)
+    if uri_template.startswith("md:"):
+        return MotherDuckTenantDatabases(uri_template)
     return FolderTenantDatabases(uri_template)

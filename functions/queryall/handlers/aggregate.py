@@ -7,10 +7,16 @@ import time
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.jobs import JobStore
+from queryall.dal.map_items import MapItemStore
 from queryall.dal.partial_results import PartialResultStore
+from queryall.dal.result_files import ResultStore
 from queryall.logic import job_lifecycle
 from queryall.logic.aggregation import collect, completed_item
+from queryall.logic.distribution import planned_batches
+from queryall.logic.progress import record_final
+from queryall.logic.result_export import export_result
 from queryall.models.workflow import AggregateInput
 from queryall.observability import logger, metrics, tracer
 from queryall.settings import get_settings
@@ -28,10 +34,17 @@ def handler(event: AggregateInput, context: LambdaContext) -> dict:
     if job is None:
         logger.warning("job item is gone (expired); nothing to complete")
         return {"completed": False}
+    # A distributed plan kept its batches in S3, out of the state.
+    event.plan = planned_batches(event.plan, MapItemStore(settings.require("results_bucket")))
     result = collect(event, PartialResultStore(settings.require("results_bucket")))
+    # The full result is in place before the job reads completed, so a completed job can always be paged.
+    export_result(result.table, ResultStore(settings.require("results_bucket")), event.job_id)
     now = time.time()
-    columns, rows, meta = completed_item(job, result, execution_time_seconds=now - event.submitted_at, now=now)
-    completed = job_lifecycle.complete(jobs, event.job_id, columns, rows, meta, now)
+    item = completed_item(job, result, execution_time_seconds=now - event.submitted_at, now=now)
+    meta = item.meta
+    record_final(JobProgressCounters(settings.require("jobs_table")), event.job_id, len(result.outcomes),
+                 meta["databases_errored"], meta["total_rows"])
+    completed = job_lifecycle.complete(jobs, event.job_id, item.columns, item.rows_bz2, meta, now)
     metrics.add_metric(name="Rows", unit="Count", value=result.table.num_rows)
     logger.info("aggregated", extra={"total_rows": meta["total_rows"], "truncated": meta["truncated"]})
     return {"completed": completed}

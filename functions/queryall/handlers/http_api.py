@@ -12,10 +12,25 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.api_keys import accepted_api_keys
 from queryall.errors import NotFound, QueryAllError, Unauthorized
 from queryall.logic.auth import caller_for_api_key
+from queryall.models.api import ErrorResponse
 from queryall.observability import logger
 from queryall.settings import get_settings
 
 JSON = "application/json"
+_ERRORS = {
+    400: "invalid_request (invalid_sql for SQL that is not one read-only SELECT): the message names the problem",
+    401: "unauthorized: X-API-Key is missing or not accepted",
+    403: "forbidden: the key is accepted but may not do this (e.g. an admin route)",
+    404: "not_found: no such job (unknown, malformed or expired id), no such route, or (submit) a table no tenant has",
+    409: "conflict: the job is in a state that does not allow this",
+    413: "response_too_large: one row is larger than a response can carry",
+    503: "service_unavailable: a dependency is unavailable; try again",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int, dict]:
+    """OpenAPI entries for the errors a route answers with, all in the one error envelope."""
+    return {code: {"description": _ERRORS[code], "content": {JSON: {"model": ErrorResponse}}} for code in status_codes}
 
 
 def json_response(status_code: int, body: str | dict) -> Response[str]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from queryall.dal.job_progress import JobProgressCounters
+from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import tenant_databases
+from queryall.logic.catalog import catalog_entries
+from queryall.logic.distribution import distribute
 from queryall.logic.planning import plan_targets
+from queryall.logic.progress import record_plan
 from queryall.models.workflow import ExecutionInput
 from queryall.observability import logger, tracer
 from queryall.settings import get_settings
@@ -23,6 +28,14 @@ def handler(event: ExecutionInput, context: LambdaContext) -> dict:
         tenant_databases(settings.require("tenant_databases")),
         settings.query_batch_size,
         settings.map_max_concurrency,
+        catalog=catalog_entries(settings.require("catalog_table")) if event.table else None,
     )
-    logger.info("planned", extra={"databases": plan.databases_total, "batches": len(plan.batches)})
+    plan = distribute(plan, event.job_id, threshold=settings.distributed_map_threshold,
+                      max_batch_size=settings.query_batch_size, max_concurrency=settings.map_max_concurrency,
+                      distributed_max_concurrency=settings.distributed_map_max_concurrency,
+                      items=MapItemStore(settings.require("results_bucket")))
+    logger.info("planned", extra={"databases": plan.databases_total, "batches": len(plan.batches),
+                                  "batch_size": plan.batch_size, "mode": plan.mode})
+    record_plan(JobProgressCounters(settings.require("jobs_table")), event.job_id, plan.databases_total,
+                len(plan.missing))
     return plan.model_dump(mode="json")

@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
-from queryall.handlers.http_api import build_resolver, json_response, resolve
-from queryall.logic.polling import find_job, job_response_body
-from queryall.observability import logger, tracer
+from queryall.dal.result_files import ResultStore
+from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.logic.polling import ResultLinks, find_job, job_response_body
+from queryall.models.results import FORMAT_DESCRIPTION, CompletedJobResponse, JobStateResponse, ResultFormat
+from queryall.observability import logger
 from queryall.settings import get_settings
 
 router = Router()
 
 
-@router.get("/query-all/jobs/<jobId>")
-def poll(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter name)
+@router.get(
+    "/query-all/jobs/<jobId>",
+    summary="Poll a job",
+    responses={
+        200: {"description": "Completed: the first rows of the result (as many as fit), its schema and a link "
+                             "to all of it. Processing or failed: the job's status.",
+              "content": {"application/json": {"model": CompletedJobResponse | JobStateResponse}}},
+        **error_responses(400, 401, 404),
+    },
+)
+def poll(
+    jobId: str,  # noqa: N803  (the route's parameter name)
+    format: Annotated[ResultFormat, Query(description=FORMAT_DESCRIPTION)] = ResultFormat.JSON,
+) -> Response[str]:
     logger.append_keys(job_id=jobId)
-    job = find_job(JobStore(get_settings().require("jobs_table")), jobId, time.time())
-    return json_response(200, job_response_body(job))
+    settings = get_settings()
+    now = time.time()
+    job = find_job(JobStore(settings.require("jobs_table")), jobId, now)
+    links = ResultLinks(ResultStore(settings.require("results_bucket")), settings.result_url_expiry_seconds, now)
+    return json_response(200, job_response_body(job, format, links))
 
 
 app = build_resolver(router)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pyarrow as pa
 
 from queryall.dal.partial_results import PartialResultStore
 from queryall.logic.combined_result import merge_partials
-from queryall.logic.item_fit import ITEM_BUDGET, fit_row_prefix
-from queryall.logic.json_rows import table_to_json_rows
+from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
+from queryall.logic.json_rows import column_types
+from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
+from queryall.logic.result_pages import rows_within
 from queryall.models.job import Job
 from queryall.models.workflow import AggregateInput, StepError, TenantOutcome
 
-# No row renders shorter than `[""]` plus a comma, so more rows than this can never fit 400 KB:
-# rendering stops here however large the combined result is.
-MAX_RENDERED_ROWS = 400 * 1024 // 5 + 1
 # The errors map may take at most this much of the item; longer messages are cut.
 MAX_ERRORS_BYTES = 200 * 1024
+ROWS_ATTRIBUTE = "rows_bz2"
 
 
 def describe_step_error(error: StepError) -> str:
@@ -44,12 +46,17 @@ class CombinedResult:
     def columns(self) -> list[str]:
         return self.table.column_names
 
+    @functools.cached_property
+    def schema(self) -> list[dict]:
+        return column_types(self.table)
+
     def meta(self, execution_time_seconds: float, returned_rows: int) -> dict:
         queried = sorted(o.bucket for o in self.outcomes if o.status == "ok")
         skipped = sorted(o.bucket for o in self.outcomes if o.status == "skipped")
         errors = {o.bucket: o.message or "error" for o in sorted(self.outcomes, key=lambda o: o.bucket)
                   if o.status == "error"}
         return {
+            "schema": self.schema,
             "databases_queried": len(queried),
             "databases_skipped": len(skipped),
             "databases_errored": len(errors),
@@ -57,12 +64,14 @@ class CombinedResult:
             "execution_time_seconds": round(execution_time_seconds, 3),
             "skipped": skipped,
             "errors": errors,
+            "returned_rows": returned_rows,
             "truncated": returned_rows < self.table.num_rows,
         }
 
 
 def collect(inputs: AggregateInput, partials: PartialResultStore) -> CombinedResult:
     outcomes = [TenantOutcome(bucket=b, status="error", message=m) for b, m in inputs.plan.missing.items()]
+    outcomes += [TenantOutcome(bucket=b, status="skipped", message=m) for b, m in inputs.plan.skipped.items()]
     failed = {o.batch_index: o.error for o in inputs.batch_outcomes if o.error is not None}
     tables: list[pa.Table] = []
     for batch in inputs.plan.batches:
@@ -100,23 +109,27 @@ def _shorten_errors(meta: dict, budget: int) -> dict:
     return {**meta, "errors": shortened}
 
 
+@dataclass(frozen=True)
+class CompletedItem:
+    columns: str  # JSON text of the column names
+    rows_bz2: bytes  # bzip2 of the JSON text of the rows kept, a prefix of the result
+    meta: dict
+
+
 def completed_item(
-    job: Job, result: CombinedResult, execution_time_seconds: float, now: float
-) -> tuple[str, str, dict]:
-    """Columns JSON, rows JSON (the largest prefix that keeps the item under 400 KB) and meta."""
-    head = result.table.slice(0, MAX_RENDERED_ROWS)
-    row_texts = table_to_json_rows(head)
+    job: Job, result: CombinedResult, execution_time_seconds: float, now: float, *,
+    item_budget: int = ITEM_BUDGET, response_budget: int = RESPONSE_BUDGET,
+) -> CompletedItem:
+    """The largest prefix of the rows that keeps both the item under ``item_budget`` (compressed) and a
+    poll response under ``response_budget`` (decompressed, escaped), with the columns and meta."""
     columns = json.dumps(result.columns, separators=(",", ":"), ensure_ascii=False)
     total = result.table.num_rows
-    # Rows first get what the meta leaves; `truncated` changes the meta's size, so size both ways.
-    meta = _shorten_errors(result.meta(execution_time_seconds, total), MAX_ERRORS_BYTES)
-    def fit(meta: dict) -> int:
-        return fit_row_prefix(row_texts, _item_without_rows(job, columns, meta, now), "rows", ITEM_BUDGET)
-
-    kept = fit(meta)
-    if kept < total:
-        meta = _shorten_errors(result.meta(execution_time_seconds, kept), MAX_ERRORS_BYTES)
-        # Sized with `truncated: true`, which is one byte shorter than false: never report all rows.
-        kept = min(total - 1, fit(meta))
-        meta = result.meta(execution_time_seconds, kept) | {"errors": meta["errors"]}
-    return columns, "[" + ",".join(row_texts[:kept]) + "]", meta
+    # Sized as if every row were kept: `returned_rows` can only get fewer digits and `truncated: true` is
+    # shorter than false, so the meta finally written is never larger than the one sized here.
+    sized_meta = _shorten_errors(result.meta(execution_time_seconds, total), MAX_ERRORS_BYTES)
+    empty_body = f'{{"data":{{"columns":{columns},"rows":[]}},"meta":{json.dumps(sized_meta, ensure_ascii=False)}}}'
+    row_texts = rows_within(result.table, response_budget - LINKS_RESERVE - escaped_size(empty_body) + 2)
+    room = item_budget - item_size(_item_without_rows(job, columns, sized_meta, now)) - len(ROWS_ATTRIBUTE)
+    kept, rows_bz2 = fit_compressed_rows(row_texts, room)
+    meta = result.meta(execution_time_seconds, kept) | {"errors": sized_meta["errors"]}
+    return CompletedItem(columns, rows_bz2, meta)

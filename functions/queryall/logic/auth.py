@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from queryall.errors import Unauthorized
+from queryall.errors import Forbidden, Unauthorized
 
 
 def caller_for_api_key(presented: str | None, accepted: list[str]) -> str:
@@ -19,3 +19,12 @@ def caller_for_api_key(presented: str | None, accepted: list[str]) -> str:
     if not matched:
         raise Unauthorized()
     return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:16]
+
+
+def require_admin(presented: str | None, admin_keys: list[str]) -> None:
+    """Admin routes: the (already authenticated) key must also be an admin key, else 403."""
+    matched = False
+    for key in admin_keys:
+        matched |= bool(presented) and hmac.compare_digest(str(presented).encode(), key.encode())
+    if not matched:
+        raise Forbidden("This route needs an admin API key")

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
-__all__ = ["BUCKET_COLUMN", "merge_partials"]
+__all__ = ["BUCKET_COLUMN", "ipc_stream", "merge_partials"]
 
 BUCKET_COLUMN = "_bucket"
 
@@ -199,3 +199,11 @@ def merge_partials(tables: list[pa.Table]) -> pa.Table:
     # sort_indices is stable, so each tenant's rows keep their original order.
     order = pc.sort_indices(pa.table({"k": table.column(0)}), sort_keys=[("k", "ascending")])
     return table.take(order)
+
+
+def ipc_stream(table: pa.Table) -> bytes:
+    """``table`` as Arrow IPC stream bytes (partial results, and Arrow responses)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

@@ -19,13 +19,18 @@ rejected, as boto3 does), bytes/bytearray, bool, None, list/tuple, Mapping, set/
 
 from __future__ import annotations
 
+import bisect
+import bz2
 from collections.abc import Mapping
 from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ITEM_BUDGET", "MAX_ITEM_BYTES", "attribute_value_size", "fit_row_prefix", "item_size"]
+__all__ = [
+    "ITEM_BUDGET", "MAX_ITEM_BYTES", "attribute_value_size", "fit_compressed_rows", "fit_row_prefix", "item_size",
+    "largest_prefix",
+]
 
 MAX_ITEM_BYTES = 400 * 1024
 # What the job item is fitted to: DynamoDB's 409,600-byte limit less a margin that also keeps it
@@ -98,6 +103,102 @@ def fit_row_prefix(
         return 0
     lengths = pc.binary_length(pa.array(row_texts, type=pa.large_string()))
     # Text of k rows: the first k lengths plus k - 1 commas = prefix sum of (length + 1), minus 1.
-    needed = pc.subtract(pc.cumulative_sum(pc.add(lengths, 1)), 1)
-    # `needed` is strictly increasing, so the count of prefixes within budget is the answer.
-    return int(pc.sum(pc.less_equal(needed, remaining)).as_py() or 0)
+    return largest_prefix(pc.add(lengths, 1), remaining + 1)
+
+
+def largest_prefix(sizes: pa.Array, budget: int) -> int:
+    """Largest k with ``sizes[0] + ... + sizes[k-1] <= budget``, for positive sizes (vectorised)."""
+    if budget < 0 or len(sizes) == 0:
+        return 0
+    # The prefix sums strictly increase, so the count of those within budget is the answer.
+    return int(pc.sum(pc.less_equal(pc.cumulative_sum(pc.cast(sizes, pa.int64())), budget)).as_py() or 0)
+
+
+# The job item's rows are bzip2-compressed JSON text: on text-heavy results bzip2 keeps about 1.7x the rows
+# gzip does (bench/item_capacity.py), and the standard library decompresses it, so poll needs nothing more.
+# Level 9 means 900 kB blocks; the text is compressed in independent streams of that size (bz2.decompress
+# reads concatenated streams as one), so the streams' sizes add up and cost nothing in ratio.
+COMPRESS_LEVEL = 9
+CHUNK_BYTES = 900_000
+
+
+def _compress(text: str) -> bytes:
+    return bz2.compress(text.encode("utf-8"), COMPRESS_LEVEL)
+
+
+def fit_compressed_rows(row_texts: list[str], room: int, chunk_bytes: int = CHUNK_BYTES) -> tuple[int, bytes]:
+    """Largest k (nearly: see below) such that the compressed ``"[" + ",".join(row_texts[:k]) + "]"`` takes
+    at most ``room`` bytes, and that compressed text (bz2.decompress gives the JSON back).
+
+    Rows are cut into chunks of about ``chunk_bytes`` by prefix sums of their lengths and each chunk is
+    compressed once, as its own stream. In the chunk where the room runs out, candidate prefixes are
+    compressed whole (never row by row), searching between one that fits and one that does not:
+    interpolating on the compressed size, which grows almost linearly, alternating with bisection, which
+    bounds the steps. Compressed sizes are not strictly monotone, so k is the largest the search met that
+    fits; the returned bytes are always the ones measured. Raises ValueError when not even ``[]`` fits.
+    """
+    ends = _chunk_ends(row_texts, chunk_bytes)
+    kept: list[bytes] = []
+    used = 0
+    start = 0
+    for end in ends:
+        opening = "[" if start == 0 else ","
+        body = opening + ",".join(row_texts[start:end])
+        if end == len(row_texts):
+            whole = _compress(body + "]")
+            if used + len(whole) <= room:
+                return end, b"".join(kept) + whole
+            return _fit_in_chunk(row_texts, start, end, kept, room - used, len(whole))
+        chunk = _compress(body)
+        if used + len(chunk) + len(_compress("]")) > room:
+            return _fit_in_chunk(row_texts, start, end, kept, room - used, len(chunk))
+        kept.append(chunk)
+        used += len(chunk)
+        start = end
+    return _fit_in_chunk(row_texts, start, start, kept, room - used, 0)
+
+
+def _chunk_ends(row_texts: list[str], chunk_bytes: int) -> list[int]:
+    """Row index ending each chunk: rows (plus separators) of about ``chunk_bytes``, at least one row each."""
+    if not row_texts:
+        return []
+    sums = pc.cumulative_sum(pc.add(pc.binary_length(pa.array(row_texts, type=pa.large_string())), 1))
+    totals = sums.to_pylist()
+    ends: list[int] = []
+    start = 0
+    while start < len(totals):
+        before = totals[start - 1] if start else 0
+        end = max(start + 1, bisect.bisect_right(totals, before + chunk_bytes, lo=start))
+        ends.append(end)
+        start = end
+    return ends
+
+
+def _fit_in_chunk(
+    row_texts: list[str], start: int, end: int, kept: list[bytes], room: int, end_size: int
+) -> tuple[int, bytes]:
+    """Rows ``start..k`` of the chunk ``start..end`` (which does not fit whole) in one closing stream."""
+
+    def closing(k: int) -> bytes:
+        if k == start:
+            return _compress("[]" if start == 0 else "]")
+        return _compress(("[" if start == 0 else ",") + ",".join(row_texts[start:k]) + "]")
+
+    lo, lo_blob = start, closing(start)
+    if len(lo_blob) > room:
+        raise ValueError(f"the item has no room for rows ({room} bytes left)")
+    hi, hi_size = end, end_size
+    interpolate = True
+    while hi - lo > 1:
+        if interpolate and hi_size > len(lo_blob):
+            guess = lo + (hi - lo) * (room - len(lo_blob)) // (hi_size - len(lo_blob))
+        else:
+            guess = (lo + hi) // 2
+        guess = min(max(guess, lo + 1), hi - 1)
+        blob = closing(guess)
+        if len(blob) <= room:
+            lo, lo_blob = guess, blob
+        else:
+            hi, hi_size = guess, len(blob)
+        interpolate = not interpolate
+    return lo, b"".join(kept) + lo_blob

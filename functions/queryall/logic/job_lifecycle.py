@@ -1,7 +1,7 @@
-"""Every job state transition, in one place: processing -> completed | failed.
+"""Every job state transition, in one place: processing -> completed | failed | cancelled.
 
 Transitions are conditional on the job still processing, so a late or repeated step (a retried
-aggregator, a failure handler after completion) can never overwrite a final state.
+aggregator, a failure handler after completion or cancellation) can never overwrite a final state.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ def new_job(request: JobRequest, owner: str, now: float, ttl_seconds: int) -> Jo
     )
 
 
-def complete(jobs: JobStore, job_id: str, columns: str, rows: str, meta: dict, now: float) -> bool:
+def complete(jobs: JobStore, job_id: str, columns: str, rows_bz2: bytes, meta: dict, now: float) -> bool:
+    # ensure_ascii=False: the item was sized with the meta's UTF-8 text (escapes would take more bytes).
     done = jobs.finish(
         job_id,
         JobStatus.COMPLETED,
-        {"columns": columns, "rows": rows, "meta": json.dumps(meta, separators=(",", ":")),
-         "finished_at": _iso(now)},
+        {"columns": columns, "rows_bz2": rows_bz2,
+         "meta": json.dumps(meta, separators=(",", ":"), ensure_ascii=False), "finished_at": _iso(now)},
     )
     if done:
         metrics.add_metric(name="JobsCompleted", unit="Count", value=1)
@@ -57,4 +58,12 @@ def fail(jobs: JobStore, job_id: str, error_code: str, error_message: str, now: 
     if done:
         metrics.add_metric(name="JobsFailed", unit="Count", value=1)
         logger.info("job failed", extra={"error_code": error_code, "error_message": message})
+    return done
+
+
+def cancel(jobs: JobStore, job_id: str, now: float) -> bool:
+    done = jobs.finish(job_id, JobStatus.CANCELLED, {"finished_at": _iso(now)})
+    if done:
+        metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
+        logger.info("job cancelled")
     return done

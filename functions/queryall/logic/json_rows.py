@@ -66,11 +66,13 @@ NULL (any type)            type of the column            ``null``
 
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
-__all__ = ["column_types", "table_to_json_rows"]
+__all__ = ["column_types", "table_to_json_rows", "write_csv", "write_parquet"]
 
 # Type ids (DuckDBPyType.id) whose JSON text differs from plain to_json() and so need an expression.
 _FLOATS = frozenset({"float", "double"})
@@ -78,11 +80,18 @@ _SPECIAL = _FLOATS | {"blob", "json", "decimal"}
 _NESTED = frozenset({"list", "array", "struct", "map", "union"})
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+@functools.cache
+def _database() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    # Deterministic text for TIMESTAMPTZ regardless of the machine's zone.
-    con.execute("SET TimeZone='UTC'")
+    # Deterministic text for TIMESTAMPTZ regardless of the machine's zone (GLOBAL: every cursor has it).
+    con.execute("SET GLOBAL TimeZone='UTC'")
     return con
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A connection of its own (thread-safe) to one in-memory database per process: opening a database
+    costs ~10 ms, a cursor on it ~10 us, and a job renders and writes its result several times."""
+    return _database().cursor()
 
 
 def _quote_literal(text: str) -> str:
@@ -199,3 +208,44 @@ def column_types(table: pa.Table) -> list[dict]:
     finally:
         con.close()
     return [{"name": name, "type": str(ty)} for name, ty in zip(table.column_names, types, strict=True)]
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _named(rel: duckdb.DuckDBPyRelation, names: list[str]) -> duckdb.DuckDBPyRelation:
+    # DuckDB's file writers make repeated names unique the way DuckDB does (a, a_1).
+    return rel.project(", ".join(f"c{i} AS {_quote_identifier(name)}" for i, name in enumerate(names)))
+
+
+def write_parquet(table: pa.Table, path: str) -> None:
+    """Write ``table`` as Parquet with DuckDB's writer, which covers every DuckDB type (pyarrow's cannot
+    write UNION or INTERVAL); DuckDB reads each value back as it was, except that a UNION (Parquet has
+    none) comes back as a STRUCT of its tag and members."""
+    con = _connect()
+    try:
+        _named(_relation(con, table), table.column_names).write_parquet(path)
+    finally:
+        con.close()
+
+
+def write_csv(table: pa.Table, path: str) -> None:
+    """Write ``table`` as CSV (header row, comma, ``"`` quoting, UTF-8). Each field is the value's JSON text
+    as rendered above, with a JSON string written as its text: numbers exact, temporal values as in JSON
+    (UTC), BLOB as base64, NaN/Infinity as those words, JSON columns as their JSON text, and LIST, ARRAY,
+    STRUCT, MAP and UNION values as JSON. NULL is an empty field; an empty string is ``""``."""
+    con = _connect()
+    try:
+        rel = _relation(con, table)
+        texts = rel.project(", ".join(f"{_json_text(f'c{i}', ty)} AS c{i}" for i, ty in enumerate(rel.types)))
+        fields = []
+        for i, ty in enumerate(rel.types):
+            if ty.id in _NESTED:
+                fields.append(f"c{i}")
+            else:  # a scalar rendered as a JSON string: unquote it (json_extract_string undoes the escapes)
+                fields.append(f"CASE WHEN starts_with(c{i}, '\"') THEN json_extract_string(CAST(c{i} AS JSON), '$') "
+                              f"ELSE c{i} END AS c{i}")
+        _named(texts.project(", ".join(fields)), table.column_names).write_csv(path, header=True)
+    finally:
+        con.close()

@@ -2,28 +2,52 @@
 
 from __future__ import annotations
 
-from queryall.dal.tenant_databases import FolderTenantDatabases, database_suffix
+from queryall.dal.tenant_databases import TenantDatabase, TenantDatabases, database_suffix
+from queryall.models.catalog import TenantCatalogEntry
 from queryall.models.workflow import Batch, ExecutionInput, Plan
 
 
+def skip_message(table: str) -> str:
+    return f"Table '{table}' not found"
+
+
 def plan_targets(
-    execution: ExecutionInput, tenants: FolderTenantDatabases, batch_size: int, max_concurrency: int
+    execution: ExecutionInput,
+    tenants: TenantDatabases,
+    batch_size: int,
+    max_concurrency: int,
+    catalog: dict[str, TenantCatalogEntry] | None = None,
 ) -> Plan:
+    """Targets are listed from the backend itself, so a new tenant is queried even before the catalog
+    knows it. With `table`, a tenant the catalog describes at its current version and without that
+    table is skipped here, never opened; any other tenant is checked by QueryBatch when it runs."""
+    listed = {database_suffix(t.bucket): t for t in tenants.list_tenants()}
     missing: dict[str, str] = {}
+    found: list[tuple[str, TenantDatabase]] = []
     if execution.buckets is None:
-        targets = tenants.list_buckets()
+        found = [(t.bucket, t) for t in listed.values()]
     else:
-        targets = []
         seen: set[str] = set()
         for bucket in execution.buckets:
             # Two spellings of one tenant (a-b, a_b) name the same database: query it once.
-            if database_suffix(bucket) in seen:
+            suffix = database_suffix(bucket)
+            if suffix in seen:
                 continue
-            seen.add(database_suffix(bucket))
-            if tenants.exists(bucket):
-                targets.append(bucket)
+            seen.add(suffix)
+            if suffix in listed:
+                found.append((bucket, listed[suffix]))
             else:
                 missing[bucket] = f"No database for bucket '{bucket}' ({tenants.database_name(bucket)})"
+
+    skipped: dict[str, str] = {}
+    targets: list[str] = []
+    for bucket, tenant in found:
+        entry = (catalog or {}).get(tenant.bucket)
+        if execution.table is not None and entry is not None and entry.describes(tenant.version) \
+                and not entry.has_table(execution.table):
+            skipped[bucket] = skip_message(execution.table)
+        else:
+            targets.append(bucket)
     batches = [
         Batch(batch_index=index, buckets=targets[start: start + batch_size])
         for index, start in enumerate(range(0, len(targets), batch_size))
@@ -31,6 +55,7 @@ def plan_targets(
     return Plan(
         batches=batches,
         max_concurrency=max_concurrency,
-        databases_total=len(targets) + len(missing),
+        databases_total=len(targets) + len(missing) + len(skipped),
         missing=missing,
+        skipped=skipped,
     )

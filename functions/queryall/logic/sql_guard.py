@@ -15,11 +15,21 @@ EXPLAIN, PREPARE/EXECUTE, BEGIN/COMMIT, VACUUM/ANALYZE, ...), PRAGMA (even the f
 a SELECT), PIVOT without an ``IN`` list (DuckDB expands it into a CREATE TYPE plus a SELECT) and
 syntax errors.
 
-Statement type is the only thing checked here: table functions that read files (``read_csv`` etc.)
-have type SELECT and must be contained by how the query is executed (read-only connection, settings).
+Then the statement is confined to the tenant's own tables, judged on DuckDB's full syntax tree
+(``json_serialize_sql``), allow-list first: tables are named plainly (no other database, no schema but
+``main``, never a path or URL), table functions are only ``range``/``generate_series``/``unnest``/
+``json_each``/``json_tree``, no DuckDB system view (``duckdb_settings``, ``pg_settings`` ...), no
+function reading settings, variables, the environment or sequences, and ``SHOW`` only for the
+tenant's own tables. Where the query runs it is confined again (see ``tenant_query``).
 """
 
 from __future__ import annotations
+
+import functools
+import json
+import re
+import threading
+from typing import Any
 
 import duckdb
 
@@ -150,7 +160,132 @@ def check_read_only_select(sql: str) -> str:
         ) from None
     if len(wrapped_statements) != 1 or wrapped_statements[0].type != duckdb.StatementType.SELECT:
         raise SqlRejected(f"{keyword or 'this'} statement cannot be used as a subquery")
+    _check_confined(normalized)
     return normalized
+
+
+# Table functions a tenant query may call: they generate rows and read nothing.
+_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+# Scalar functions that would read settings, variables, the environment or logs, write to a
+# sequence or the log, or just hold the Lambda.
+_DENIED_FUNCTIONS = frozenset({
+    "current_setting", "getenv", "getvariable", "nextval", "currval", "setval", "write_log",
+    "sleep_ms", "pg_sleep", "json_execute_serialized_sql", "query", "query_table",
+    "parse_duckdb_log_message", "which_secret",
+})
+_DENIED_PREFIXES = ("duckdb_", "pragma_", "read_", "parquet_", "enable_", "disable_", "truncate_")
+_TABLE_REF_TYPES = frozenset({"BASE_TABLE", "JOIN", "SUBQUERY", "TABLE_FUNCTION", "EXPRESSION_LIST",
+                              "EMPTY", "PIVOT", "SHOW_REF"})
+_QUERY_NODE_TYPES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+# A table name is an identifier, never something DuckDB could take for a file or URL.
+_TABLE_NAME = re.compile(r"^\w[\w $-]*$")
+_SCHEMAS = frozenset({"", "main"})
+_FUNCTION_SCHEMAS = frozenset({"", "main", "pg_catalog"})  # builtins DuckDB desugars to carry a schema
+_UNSET_LOCATION = 2**64 - 1
+
+
+@functools.cache
+def _parser() -> tuple[duckdb.DuckDBPyConnection, threading.Lock, frozenset[str]]:
+    con = duckdb.connect(":memory:")
+    # Views the system catalog resolves without qualification: DuckDB's own metadata, not tenant data.
+    views = con.execute(
+        "SELECT lower(view_name) FROM duckdb_views() WHERE database_name = 'system' AND schema_name <> "
+        "'information_schema'"
+    ).fetchall()
+    return con, threading.Lock(), frozenset(v for (v,) in views)
+
+
+def _syntax_tree(sql: str) -> dict[str, Any]:
+    con, lock, _ = _parser()
+    with lock:
+        text = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()[0]
+    tree = json.loads(text)
+    if tree.get("error"):
+        raise SqlRejected(f"query cannot be checked: {tree.get('error_message', 'unsupported syntax')}")
+    return tree
+
+
+def _where(node: dict[str, Any], sql: str) -> str:
+    location = node.get("query_location")
+    if not isinstance(location, int) or location == _UNSET_LOCATION:
+        return ""
+    return f" (at character {len(sql.encode()[:location].decode(errors='ignore')) + 1})"
+
+
+def _check_table(node: dict[str, Any], sql: str, system_views: frozenset[str]) -> None:
+    kind = node["type"]
+    if kind not in _TABLE_REF_TYPES:
+        raise SqlRejected(f"{kind.lower().replace('_', ' ')} is not allowed in a tenant query{_where(node, sql)}")
+    if kind == "BASE_TABLE":
+        name = node.get("table_name", "")
+        if node.get("catalog_name"):
+            raise SqlRejected(
+                f"table {node['catalog_name']}.{name} names another database; a tenant query reads only its "
+                f"own tables, unqualified{_where(node, sql)}"
+            )
+        if node.get("schema_name", "") not in _SCHEMAS:
+            raise SqlRejected(
+                f"schema {node['schema_name']!r} is not allowed: a tenant query reads only its own tables "
+                f"(unqualified or main.<table>){_where(node, sql)}"
+            )
+        if not _TABLE_NAME.match(name):
+            raise SqlRejected(
+                f"{name!r} is not a table name: files, paths and URLs cannot be queried{_where(node, sql)}"
+            )
+        if name.lower() in system_views:
+            raise SqlRejected(f"system view {name} is not allowed in a tenant query{_where(node, sql)}")
+        if node.get("at_clause"):
+            raise SqlRejected(f"AT (time travel) is not allowed in a tenant query{_where(node, sql)}")
+    elif kind == "TABLE_FUNCTION":
+        function = node.get("function") or {}
+        name = str(function.get("function_name", "")).lower()
+        if name not in _TABLE_FUNCTIONS or function.get("catalog") or function.get("schema") not in _SCHEMAS:
+            raise SqlRejected(
+                f"table function {name}() is not allowed: a tenant query reads only the tenant's own tables "
+                f"(allowed: {', '.join(sorted(_TABLE_FUNCTIONS))}){_where(node, sql)}"
+            )
+    elif kind == "SHOW_REF" and node.get("query") is None and node.get("table_name") != '"tables"':
+        # SHOW TABLES lists the tenant's tables; SHOW DATABASES / SHOW ALL TABLES look beyond it.
+        raise SqlRejected("only SHOW TABLES, DESCRIBE and SUMMARIZE of the tenant's own tables are allowed")
+
+
+def _check_function(node: dict[str, Any], sql: str) -> None:
+    name = str(node.get("function_name", "")).lower()
+    if node.get("catalog") or node.get("schema", "") not in _FUNCTION_SCHEMAS:
+        raise SqlRejected(f"function {node.get('schema')}.{name}() names another catalog or schema{_where(node, sql)}")
+    if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_PREFIXES):
+        raise SqlRejected(f"function {name}() is not allowed in a tenant query{_where(node, sql)}")
+
+
+def _check_type(node: dict[str, Any], sql: str) -> None:
+    info = node.get("type_info") or {}
+    if info.get("catalog") or info.get("schema", "") not in _SCHEMAS:
+        raise SqlRejected(f"type {info.get('name')} names another catalog or schema")
+
+
+def _check_confined(sql: str) -> None:
+    """Walk the whole syntax tree: every table reference, table function, function call and type,
+    wherever it sits (CTEs, subqueries, lambdas, PIVOT, DESCRIBE)."""
+    system_views = _parser()[2]
+    pending: list[Any] = [_syntax_tree(sql)["statements"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "class" in node:
+            if node["class"] in ("FUNCTION", "WINDOW", "AGGREGATE") and "function_name" in node:
+                _check_function(node, sql)
+        elif "modifiers" in node:  # a query node: SELECT, set operation, CTE
+            if node.get("type") not in _QUERY_NODE_TYPES:
+                raise SqlRejected(f"{node.get('type')} is not allowed in a tenant query")
+        elif "sample" in node and "type" in node:  # a table reference
+            _check_table(node, sql, system_views)
+        elif "type_info" in node and "id" in node:  # a type, e.g. of a cast
+            _check_type(node, sql)
+        pending.extend(node.values())
 
 
 def wrap_with_limit(sql: str, limit: int) -> str:

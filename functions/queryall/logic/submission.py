@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from queryall.dal.catalog import CatalogStore
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
 from queryall.errors import InvalidSql, ServiceUnavailable
 from queryall.logic import job_lifecycle
+from queryall.logic.catalog import require_known_table
 from queryall.models.api import SubmitRequest
 from queryall.models.job import Job, JobRequest
 from queryall.models.workflow import ExecutionInput
@@ -22,6 +24,7 @@ def submit_job(
     sql_guard: SqlGuardClient,
     now: float,
     ttl_seconds: int,
+    catalog: CatalogStore | None = None,
 ) -> Job:
     sql = request.sql
     if sql is not None:
@@ -33,6 +36,8 @@ def submit_job(
         if not verdict["ok"]:
             raise InvalidSql(verdict["message"])
         sql = verdict["sql"]
+    if request.table is not None and catalog is not None:
+        require_known_table(catalog, request.table)
 
     job_request = JobRequest(
         sql=sql, question=request.question, buckets=request.buckets, limit=request.limit, table=request.table

@@ -1,18 +1,36 @@
-"""Running the job's query on one batch of tenant databases, each attached read-only in turn."""
+"""Running the job's query on one batch of tenant databases, each attached read-only in turn.
+
+Isolation where the query runs (the SQL guard has already confined the statement at submit, and
+checks it again here): one in-memory DuckDB per batch is sandboxed before any tenant SQL runs --
+`allowed_paths` holds only the batch's own tenant databases, external access is disabled (no other
+file, no URL, no extension install or load, no COPY/ATTACH elsewhere), temp files are off, memory and
+threads are capped, and the configuration is locked so nothing can undo it. Tenants are then attached
+READ_ONLY one at a time: while tenant A's query runs, no other tenant is attached, so no catalog name
+reaches one. The batch runs in a forked worker process, stopped from outside when a query outruns the
+timeout or the memory limit (DuckDB alone cannot always stop a single huge scalar call). Other tenants
+of the same batch are files the sandbox may open; only the SQL guard (file functions, paths as table
+names) keeps a query from naming them. Cost: `bench/isolation_cost.py`.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 import duckdb
 import pyarrow as pa
 
+from queryall.dal.tenant_databases import TenantDatabases, sql_string
+from queryall.logic.combined_result import ipc_stream
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select, wrap_with_limit
 from queryall.models.workflow import TenantOutcome
 
-TENANT_ALIAS = "tenant"
 MAX_MESSAGE = 500
 # DuckDB's Arrow export cannot carry these faithfully (UHUGEINT overflows decimal128, BIT has no
 # Arrow type), so their columns travel as text.
@@ -23,46 +41,62 @@ class QueryTimeout(RuntimeError):
     pass
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
 
 
-class TenantQueryRunner:
-    """One in-memory DuckDB instance per batch; tenants are ATTACHed READ_ONLY and DETACHed in turn
-    (about 1 ms each, against 13-17 ms for a new instance per tenant)."""
+def sandbox(con: duckdb.DuckDBPyConnection, allowed_paths: list[str] | None, memory_limit_mb: int,
+            threads: int) -> None:
+    """Lock `con` down for tenant queries. `allowed_paths` None: the backend needs the network
+    (MotherDuck), so only the limits and the configuration lock apply."""
+    con.execute("SET TimeZone = 'UTC'")  # deterministic TIMESTAMPTZ rendering, whatever the locale
+    con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET temp_directory = ''")  # never spill to disk: over the limit is an error
+    if allowed_paths is not None:
+        con.execute(f"SET allowed_paths = [{', '.join(sql_string(p) for p in allowed_paths)}]")
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
-    def __init__(self, timeout_seconds: float) -> None:
+
+class TenantQueryRunner:
+    """One sandboxed in-memory DuckDB per batch; tenants are attached READ_ONLY and detached in turn."""
+
+    def __init__(self, tenants: TenantDatabases, buckets: list[str], timeout_seconds: float,
+                 memory_limit_mb: int, threads: int) -> None:
+        self.tenants = tenants
         self.timeout_seconds = timeout_seconds
-        self.connection = duckdb.connect(":memory:")
-        # Deterministic rendering of TIMESTAMPTZ and friends, whatever the Lambda's locale.
-        self.connection.execute("SET TimeZone = 'UTC'")
+        allowed = None
+        if tenants.confines_files:
+            allowed = sorted({path for bucket in buckets if _valid(tenants, bucket)
+                              for path in tenants.allowed_paths(bucket)})
+        self.connection = tenants.open_session()
+        try:
+            sandbox(self.connection, allowed, memory_limit_mb, threads)
+        except BaseException:
+            self.connection.close()
+            raise
+        self._watchdog = _Watchdog(self.connection, timeout_seconds)
 
     def close(self) -> None:
+        self._watchdog.close()
         self.connection.close()
 
-    def run(
-        self, bucket: str, location: str, sql: str, limit: int, table: str | None
-    ) -> tuple[TenantOutcome, pa.Table | None]:
+    def run(self, bucket: str, sql: str, limit: int, table: str | None) -> tuple[TenantOutcome, pa.Table | None]:
         started = time.perf_counter()
 
         def outcome(status: str, rows: int = 0, message: str | None = None) -> TenantOutcome:
             elapsed = round((time.perf_counter() - started) * 1000, 3)
             return TenantOutcome(bucket=bucket, status=status, rows=rows, duration_ms=elapsed, message=message)
 
-        con = self.connection
         try:
-            con.execute(f"ATTACH {_sql_string(location)} AS {TENANT_ALIAS} (READ_ONLY)")
-        except duckdb.Error as error:
+            catalog = self.tenants.use(self.connection, bucket)
+        except (duckdb.Error, ValueError) as error:
             return outcome("error", message=f"Could not open database: {_short(error)}"), None
         try:
-            if table is not None and not self._has_table(table):
+            if table is not None and not self._has_table(catalog, table):
                 return outcome("skipped", message=f"Table '{table}' not found"), None
-            con.execute(f"USE {TENANT_ALIAS}")
             result = self._execute_with_timeout(wrap_with_limit(sql, limit))
             return outcome("ok", rows=result.num_rows), result
         except QueryTimeout:
@@ -70,26 +104,18 @@ class TenantQueryRunner:
         except duckdb.Error as error:
             return outcome("error", message=_short(error)), None
         finally:
-            con.execute("USE memory")
-            con.execute(f"DETACH {TENANT_ALIAS}")
+            self.tenants.release(self.connection, catalog)
 
-    def _has_table(self, table: str) -> bool:
+    def _has_table(self, catalog: str, table: str) -> bool:
         found = self.connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ? "
             "UNION ALL SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND view_name = ?",
-            [TENANT_ALIAS, table, TENANT_ALIAS, table],
+            [catalog, table, catalog, table],
         ).fetchall()
         return any(count for (count,) in found)
 
     def _execute_with_timeout(self, sql: str) -> pa.Table:
-        timed_out = threading.Event()
-
-        def interrupt() -> None:
-            timed_out.set()
-            self.connection.interrupt()
-
-        timer = threading.Timer(self.timeout_seconds, interrupt)
-        timer.start()
+        self._watchdog.arm()
         try:
             relation = self.connection.sql(sql)
             text_columns = [name for name, kind in zip(relation.columns, relation.types, strict=True)
@@ -102,21 +128,189 @@ class TenantQueryRunner:
             reader = relation.arrow()
             return reader.read_all() if hasattr(reader, "read_all") else reader
         except duckdb.InterruptException as error:
-            if timed_out.is_set():
+            if self._watchdog.fired:
                 raise QueryTimeout() from error
             raise
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
+
+
+class _Watchdog:
+    """Interrupts the connection's query when it runs past the timeout. One thread for the whole batch:
+    starting a timer thread per tenant cost about 1 ms each, half the ATTACH floor."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, seconds: float) -> None:
+        self._connection = connection
+        self._seconds = seconds
+        self._changed = threading.Condition()
+        self._deadline: float | None = None
+        self._closed = False
+        self.fired = False
+        threading.Thread(target=self._watch, name="query-watchdog", daemon=True).start()
+
+    def arm(self) -> None:
+        with self._changed:
+            self._deadline, self.fired = time.monotonic() + self._seconds, False
+            self._changed.notify()
+
+    def disarm(self) -> None:
+        with self._changed:
+            self._deadline = None
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while not self._closed:
+                if self._deadline is None:
+                    self._changed.wait()
+                elif time.monotonic() >= self._deadline:
+                    self.fired, self._deadline = True, None
+                    self._connection.interrupt()
+                else:
+                    self._changed.wait(self._deadline - time.monotonic())
+
+
+def _valid(tenants: TenantDatabases, bucket: str) -> bool:
+    try:
+        tenants.location(bucket)
+    except ValueError:
+        return False
+    return True
+
+
+# DuckDB checks its interrupt between chunks and its memory_limit covers its buffers only: one
+# scalar call (`lpad('x', 2e9)`, `to_json(range(3e7))`) can run on for a minute past both and take
+# gigabytes. So the batch's queries run in a child process that the parent can stop: killed when its
+# tenant runs this long past the timeout, or grows past the memory limit by this much.
+_KILL_GRACE_SECONDS = 2.0
+_SETUP_TIMEOUT_SECONDS = 120.0
+_POLL_SECONDS = 0.05
+
+
+def _hard_memory_limit_bytes(memory_limit_mb: int) -> int:
+    return int(memory_limit_mb * 1.25 + 256) * 1024 * 1024
+
+
+def _rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _worker(send: Connection, tenants: TenantDatabases, buckets: list[str], sql: str, limit: int,
+            table: str | None, timeout_seconds: float, memory_limit_mb: int, threads: int) -> None:
+    """Child process: sandbox a DuckDB, then run the tenants in order, reporting each as it goes."""
+    try:
+        runner = TenantQueryRunner(tenants, buckets, timeout_seconds, memory_limit_mb, threads)
+    except BaseException as error:  # the parent reports it for every tenant
+        send.send(("fatal", f"Could not start the query session: {_short(error)}"))
+        return
+    send.send(("ready", None))
+    for bucket in buckets:
+        send.send(("start", bucket))
+        outcome, rows = runner.run(bucket, sql, limit, table)
+        send.send(("done", outcome.model_dump_json(), None if rows is None else ipc_stream(rows)))
+    send.send(("end", None))
+
+
+def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
+                    timeout_seconds: float, memory_limit_mb: int,
+                    threads: int) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
+    """Each tenant's outcome and rows, in order. A killed worker costs its tenant an error; a new
+    worker (fresh sandbox) takes the tenants after it."""
+    context = multiprocessing.get_context("fork")  # inherits the loaded modules: no re-import per batch
+    remaining = list(buckets)
+    while remaining:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_worker, daemon=True, args=(
+            send, tenants, remaining, sql, limit, table, timeout_seconds, memory_limit_mb, threads))
+        with warnings.catch_warnings():
+            # The child touches only DuckDB and the pipe, never a lock another thread may hold.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            process.start()
+        send.close()
+        try:
+            yield from _follow(process, receive, remaining, timeout_seconds, memory_limit_mb)
+        finally:
+            if process.is_alive():
+                process.kill()
+            process.join()
+            receive.close()
+
+
+def _follow(process: BaseProcess, receive: Connection, remaining: list[str], timeout_seconds: float,
+            memory_limit_mb: int) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
+    """Relay one worker's reports, removing finished tenants from `remaining`; stop it when it overruns."""
+    started = time.monotonic()
+    baseline: int | None = None
+    current: str | None = None
+    limit_bytes = _hard_memory_limit_bytes(memory_limit_mb)
+
+    def fail(message: str) -> tuple[TenantOutcome, None]:
+        bucket = remaining.pop(0)
+        elapsed = round((time.monotonic() - started) * 1000, 3)
+        return TenantOutcome(bucket=bucket, status="error", duration_ms=elapsed, message=message), None
+
+    while True:
+        if receive.poll(_POLL_SECONDS):
+            try:
+                kind, *payload = receive.recv()
+            except EOFError:
+                kind, payload = "died", []
+            if kind == "ready":
+                baseline = _rss_bytes(process.pid or 0)
+            elif kind == "start":
+                current, started = payload[0], time.monotonic()
+            elif kind == "done":
+                outcome = TenantOutcome.model_validate_json(payload[0])
+                rows = None if payload[1] is None else pa.ipc.open_stream(payload[1]).read_all()
+                remaining.pop(0)
+                current = None
+                yield outcome, rows
+            elif kind == "fatal":
+                while remaining:
+                    yield fail(payload[0])
+                return
+            elif kind == "end":
+                return
+            if kind != "died":
+                continue
+        now = time.monotonic()
+        if not process.is_alive() and not receive.poll():
+            process.join()
+            yield fail(f"Query process ended unexpectedly (exit code {process.exitcode})")
+            return
+        if current is None and baseline is None and now - started > _SETUP_TIMEOUT_SECONDS:
+            yield fail("Could not start the query session in time")
+            return
+        if current is not None and now - started > timeout_seconds + _KILL_GRACE_SECONDS:
+            process.kill()
+            yield fail(f"Query exceeded the {timeout_seconds:g} s timeout")
+            return
+        rss = _rss_bytes(process.pid or 0)
+        if current is not None and baseline is not None and rss is not None and rss - baseline > limit_bytes:
+            process.kill()
+            yield fail(f"Query exceeded the {memory_limit_mb} MB memory limit")
+            return
 
 
 def run_batch(
     buckets: list[str],
-    locate: Callable[[str], str],
+    tenants: TenantDatabases,
     sql: str,
     limit: int,
     table: str | None,
     timeout_seconds: float,
     on_tenant: Callable[[TenantOutcome], None] | None = None,
+    *,
+    memory_limit_mb: int,
+    threads: int,
 ) -> tuple[list[TenantOutcome], list[pa.Table]]:
     """Runs the query on every bucket of a batch. One tenant's failure never stops the others.
 
@@ -129,19 +323,19 @@ def run_batch(
     except SqlRejected as error:
         return [TenantOutcome(bucket=b, status="error", message=str(error)) for b in buckets], []
 
-    runner = TenantQueryRunner(timeout_seconds)
     outcomes: list[TenantOutcome] = []
     by_schema: dict[pa.Schema, list[pa.Table]] = {}
+    results = _run_in_workers(buckets, tenants, sql, limit, table, timeout_seconds, memory_limit_mb, threads)
     try:
-        for bucket in buckets:
-            result_outcome, table_rows = runner.run(bucket, locate(bucket), sql, limit, table)
+        for result_outcome, table_rows in results:
             outcomes.append(result_outcome)
             if on_tenant is not None:
                 on_tenant(result_outcome)
             # Empty answers are kept too: they carry the columns even when no tenant has rows.
             if table_rows is not None:
+                bucket = result_outcome.bucket
                 labelled = table_rows.add_column(0, "_bucket", pa.array([bucket] * table_rows.num_rows, pa.string()))
                 by_schema.setdefault(labelled.schema, []).append(labelled)
     finally:
-        runner.close()
+        results.close()  # an on_tenant that stops the batch stops the worker too
     return outcomes, [pa.concat_tables(tables) for tables in by_schema.values()]

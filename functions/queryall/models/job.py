@@ -11,6 +11,7 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class JobRequest(BaseModel):
@@ -21,6 +22,15 @@ class JobRequest(BaseModel):
     buckets: list[str] | None = None
     limit: int
     table: str | None = None
+
+
+class JobProgress(BaseModel):
+    """How far a processing job got. `databases_total` is unknown (None) until the plan is made."""
+
+    databases_total: int | None = None
+    databases_done: int = 0
+    databases_errored: int = 0
+    rows_so_far: int = 0
 
 
 class Job(BaseModel):
@@ -37,10 +47,22 @@ class Job(BaseModel):
     finished_at: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-    # Completed jobs keep their answer as JSON text, so poll can return it without re-encoding.
+    # Completed jobs keep their answer as JSON text (the rows compressed), so poll returns it without re-encoding.
     columns: str | None = None
-    rows: str | None = None
+    rows_bz2: bytes | None = None  # bzip2 of the JSON text of the rows kept (a prefix of the result)
     meta: str | None = None
+    # Progress counters, top-level so workers can add to them atomically (UpdateItem ADD).
+    databases_total: int | None = None
+    databases_done: int = 0
+    databases_errored: int = 0
+    rows_so_far: int = 0
+
+    def progress(self) -> JobProgress:
+        total = self.databases_total
+        # A retried batch may count a tenant twice; never show more done than there is.
+        done = self.databases_done if total is None else min(self.databases_done, total)
+        return JobProgress(databases_total=total, databases_done=done,
+                           databases_errored=min(self.databases_errored, done), rows_so_far=self.rows_so_far)
 
     def is_expired(self, now: float) -> bool:
         # TTL deletion lags; an item past its expiry must read as gone.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class ExecutionInput(BaseModel):
@@ -28,6 +28,21 @@ class Plan(BaseModel):
     databases_total: int
     # Requested buckets that have no database: reported as errors, never queried.
     missing: dict[str, str] = Field(default_factory=dict)
+    # Tenants the catalog shows lacking the job's `table`: reported as skipped, never opened.
+    skipped: dict[str, str] = Field(default_factory=dict)
+    # "distributed": too many targets for the state (256 KB) and one inline Map; `batches` stays empty
+    # and the targets are MapItems in S3 (items_bucket/items_key), read by a distributed Map.
+    mode: Literal["inline", "distributed"] = "inline"
+    batch_size: int | None = None
+    items_bucket: str | None = None
+    items_key: str | None = None
+
+
+class MapItem(BaseModel):
+    """One target of a distributed Map: the ItemBatcher groups batch_size of them per QueryBatch."""
+
+    batch_index: int
+    bucket: str
 
 
 class BatchInput(BaseModel):
@@ -36,6 +51,20 @@ class BatchInput(BaseModel):
     limit: int
     table: str | None = None
     batch: Batch
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_item_batcher(cls, data: Any) -> Any:
+        """A distributed Map's ItemBatcher sends {"Items": [MapItem…], "BatchInput": {job fields}}; the
+        inline Map sends the job fields with `batch`. Both become the same BatchInput."""
+        if not isinstance(data, dict) or "Items" not in data:
+            return data
+        items = [MapItem.model_validate(item) for item in data["Items"]]
+        indexes = {item.batch_index for item in items}
+        if len(indexes) != 1:
+            raise ValueError(f"an ItemBatcher batch must hold one planned batch, got batch indexes {sorted(indexes)}")
+        return {**data.get("BatchInput", {}),
+                "batch": {"batch_index": indexes.pop(), "buckets": [item.bucket for item in items]}}
 
 
 class TenantOutcome(BaseModel):

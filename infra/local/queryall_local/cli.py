@@ -20,6 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from queryall_client.cli import add_commands as add_client_commands
+
 from .gateway import PortInUseError
 from .lambda_runtime import RuntimeConfigError, error_payload
 from .stack import DEFAULT_API_KEY, LocalStack
@@ -69,6 +71,14 @@ def _add_local(subparsers: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    serve.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", type=_parameter,
+        help="override a template parameter, e.g. QueryBatchSize=50 (repeatable)",
+    )
+    serve.add_argument(
+        "--lambda-concurrency", type=int, default=None, metavar="N",
+        help="workflow Lambdas running at once (default: one per CPU core; Map iterations beyond it queue)",
+    )
     common(serve)
     serve.set_defaults(func=_serve)
 
@@ -83,6 +93,13 @@ def _add_local(subparsers: Any) -> None:
     invoke.add_argument("-e", "--event", required=True, help="event JSON file ('-' reads stdin)")
     common(invoke)
     invoke.set_defaults(func=_invoke)
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _count_databases(tenants_dir: Path) -> int:
@@ -116,7 +133,8 @@ def _serve(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port)
+    stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port,
+                       parameter_overrides=dict(args.parameter), lambda_concurrency=args.lambda_concurrency)
     try:
         try:
             stack.start()
@@ -125,7 +143,8 @@ def _serve(args: argparse.Namespace) -> int:
         gateway_port = int(stack.url.rsplit(":", 1)[1])
         _wait_until_accepting(args.host, gateway_port)
         print(
-            f"queryall local stack ready at {stack.url} - api key {api_key}, tenants {tenants_dir} "
+            f"queryall local stack ready at {stack.url} - api key {api_key}, admin key {stack.admin_api_key}, "
+            f"tenants {tenants_dir} "
             f"({_count_databases(tenants_dir)} databases)",
             flush=True,
         )
@@ -194,7 +213,7 @@ def _invoke(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # entry point
 
-_COMMANDS: list[Callable[[Any], None]] = [_add_local]
+_COMMANDS: list[Callable[[Any], None]] = [_add_local, add_client_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -174,9 +174,15 @@ class LambdaRuntime:
         endpoint_url: str | None = None,
         enable_metrics: bool = False,
         extra_environment: Mapping[str, str] | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self.spec = spec
         self.endpoint_url = endpoint_url
+        # Every Lambda runs on this machine's cores: Invoke calls from outside a handler (Step Functions'
+        # Map iterations) queue for one of max_concurrency slots instead of 40 threads thrashing 2 cores.
+        self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._in_handler = threading.local()
         self._enable_metrics = enable_metrics
         self._extra_environment = dict(extra_environment or {})
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
@@ -378,9 +384,12 @@ class LambdaRuntime:
         event = json.loads(marshal(event)) if event is not None else None
         context = self.context(function.logical_id, request_id)
         started = time.monotonic()
+        depth = getattr(self._in_handler, "depth", 0)
+        self._in_handler.depth = depth + 1
         try:
             result = handler(event, context)
         finally:
+            self._in_handler.depth = depth
             elapsed = time.monotonic() - started
             if elapsed > function.timeout:
                 # Not enforced (a thread cannot be killed), but it would have failed on AWS.
@@ -477,7 +486,11 @@ class LambdaRuntime:
         if invocation_type == "Event":
             self.invoke_async(name, body)
             return _response(202, b"", None)
-        payload, function_error = self.invoke_raw(name, body)
+        if getattr(self._in_handler, "depth", 0):  # a handler invoking another (submit -> SqlGuard): no slot
+            payload, function_error = self.invoke_raw(name, body)
+        else:
+            with self._slots:
+                payload, function_error = self.invoke_raw(name, body)
         return _response(200, payload, function_error)
 
 

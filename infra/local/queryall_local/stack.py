@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,14 @@ from .template import StackSpec, load_template, read_template
 LOG = logging.getLogger(__name__)
 
 DEFAULT_API_KEY = "local-dev-key"
+DEFAULT_ADMIN_API_KEY = "local-admin-key"
 TENANT_DATABASE_PATTERN = "warehouse_{bucket}.duckdb"
 # Template parameters the local stack fills in itself (when the template declares them).
 TENANT_DATABASES_PARAMETER = "TenantDatabases"
 API_KEYS_PARAMETER = "ApiKeysParameterName"
+ADMIN_API_KEYS_PARAMETER = "AdminApiKeysParameterName"
+JOBS_TABLE = "JobsTable"
+MAP_CONCURRENCY_PARAMETERS = ("MapMaxConcurrency", "DistributedMapMaxConcurrency")
 
 
 def find_repo_root(override: Path | str | None = None) -> Path:
@@ -61,6 +70,8 @@ class LocalStack:
         repo_root: Path | str | None = None,
         with_gateway: bool = True,
         enable_metrics: bool = False,
+        lambda_concurrency: int | None = None,
+        admin_api_key: str = DEFAULT_ADMIN_API_KEY,
     ) -> None:
         if template_path is None:
             template_path = find_repo_root(repo_root) / "template.yaml"
@@ -72,6 +83,9 @@ class LocalStack:
         self.parameter_overrides = dict(parameter_overrides or {})
         self.with_gateway = with_gateway
         self.enable_metrics = enable_metrics
+        self.lambda_concurrency = lambda_concurrency  # None: one workflow Lambda per CPU core at a time
+        self.admin_api_key = admin_api_key  # also an accepted API key, as the deployed stack requires
+        self._scheduler: _Scheduler | None = None
         self._spec: StackSpec | None = None
         self._moto: MotoServices | None = None
         self._runtime: LambdaRuntime | None = None
@@ -84,6 +98,10 @@ class LocalStack:
         overrides: dict[str, Any] = {}
         if self.tenants_dir is not None and TENANT_DATABASES_PARAMETER in declared:
             overrides[TENANT_DATABASES_PARAMETER] = tenant_databases_value(self.tenants_dir)
+        # Plans spread batches over the Map's concurrency; here that is what this machine runs at once.
+        for name in MAP_CONCURRENCY_PARAMETERS:
+            if name in declared:
+                overrides[name] = str(self.lambda_concurrency or os.cpu_count() or 1)
         overrides.update(self.parameter_overrides)  # an explicit override wins
         return overrides
 
@@ -105,13 +123,20 @@ class LocalStack:
             self._moto.check()
             provision(self._moto, spec)
             parameter_name = spec.parameters.get(API_KEYS_PARAMETER)
+            admin_parameter_name = spec.parameters.get(ADMIN_API_KEYS_PARAMETER)
             if parameter_name:
-                put_secure_parameter(self._moto, parameter_name, ",".join(self.api_keys))
-            self._runtime = LambdaRuntime(spec, endpoint_url=self._moto.url, enable_metrics=self.enable_metrics)
+                keys = self.api_keys + ([self.admin_api_key] if admin_parameter_name else [])
+                put_secure_parameter(self._moto, parameter_name, ",".join(keys))
+            if admin_parameter_name:
+                put_secure_parameter(self._moto, admin_parameter_name, self.admin_api_key)
+            self._runtime = LambdaRuntime(spec, endpoint_url=self._moto.url, enable_metrics=self.enable_metrics,
+                                          max_concurrency=self.lambda_concurrency)
             self._runtime.install()
             if self.with_gateway:
                 self._gateway = LocalGateway(spec.routes, self._runtime, self.host, self.port, api_id=spec.api_id)
                 self._gateway.start()
+                self._scheduler = _Scheduler(spec, self._runtime)
+                self._scheduler.start()
         except BaseException:
             self.stop()
             raise
@@ -123,6 +148,9 @@ class LocalStack:
         """Stop gateway, runtime and moto (each even if another fails); safe to call twice."""
         if LocalStack._running is self:
             LocalStack._running = None
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.stop()
         self._drain_executions()
         gateway, self._gateway = self._gateway, None
         runtime, self._runtime = self._runtime, None
@@ -209,6 +237,9 @@ class LocalStack:
 
     @property
     def dynamodb_table_name(self) -> str:
+        """The jobs table (the template's only table, or the one called JobsTable)."""
+        if JOBS_TABLE in self.spec.tables:
+            return self.spec.tables[JOBS_TABLE].name
         return _only(self.spec.tables, "DynamoDB table").name
 
     @property
@@ -235,3 +266,53 @@ def _only(items: Mapping[str, Any], what: str) -> Any:
             "use stack.spec to pick one by logical id"
         )
     return next(iter(items.values()))
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class _Scheduler:
+    """Fires the template's Schedule events, which moto's EventBridge records but never runs: each
+    target once when the stack starts (so a fresh stack has, e.g., its catalog) and then at its
+    rate(...); cron(...) rules fire only at start."""
+
+    def __init__(self, spec: StackSpec, runtime: LambdaRuntime) -> None:
+        self._spec = spec
+        self._runtime = runtime
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-schedules", daemon=True)
+
+    def start(self) -> None:
+        if self._spec.schedules:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _fire(self, name: str, function: str) -> None:
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": self._spec.account_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "region": self._spec.region, "resources": [f"arn:aws:events:{self._spec.region}:"
+                                                            f"{self._spec.account_id}:rule/{name}"], "detail": {}}
+        self._runtime.invoke_async(function, json.dumps(event).encode())
+
+    def _run(self) -> None:
+        periods = {s.name: _rate_seconds(s.expression) for s in self._spec.schedules}
+        now = time.monotonic()
+        due = {name: now + period for name, period in periods.items() if period is not None}
+        for schedule in self._spec.schedules:
+            self._fire(schedule.name, schedule.function)
+        functions = {s.name: s.function for s in self._spec.schedules}
+        while due and not self._stop.wait(max(0.0, min(due.values()) - time.monotonic())):
+            for name, at in list(due.items()):
+                if time.monotonic() >= at:
+                    self._fire(name, functions[name])
+                    due[name] = at + (periods[name] or 0)
+
+
+def _rate_seconds(expression: str) -> int | None:
+    match = _RATE.match(expression)
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")] if match else None

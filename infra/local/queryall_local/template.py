@@ -139,6 +139,15 @@ class StateMachineSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A function's `Schedule` event: SAM makes it an EventBridge rule targeting the function."""
+
+    name: str  # the rule's name
+    function: str  # logical id of the target function
+    expression: str  # "rate(15 minutes)" or "cron(...)"
+
+
+@dataclass(frozen=True)
 class StackSpec:
     template_path: Path
     root: Path  # directory of the template; CodeUri and DefinitionUri are relative to it
@@ -151,6 +160,7 @@ class StackSpec:
     api_id: str = LOCAL_API_ID
     region: str = REGION
     account_id: str = ACCOUNT_ID
+    schedules: list[ScheduleSpec] = field(default_factory=list)
 
     def function(self, name_or_arn: str) -> FunctionSpec | None:
         """The function called ``name_or_arn`` (logical id, function name, full or partial ARN)."""
@@ -487,6 +497,16 @@ def _load_routes(logical_id: str, resource: Mapping[str, Any], resolver: _Resolv
     return routes
 
 
+def _load_schedules(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> list[ScheduleSpec]:
+    events = (resource.get("Properties") or {}).get("Events") or {}
+    return [
+        ScheduleSpec(name=f"{STACK_NAME}-{logical_id}{event_id}", function=logical_id,
+                     expression=str(resolver.resolve((event.get("Properties") or {}).get("Schedule"),
+                                                     f"Resource {logical_id}, event {event_id}")))
+        for event_id, event in events.items() if (event or {}).get("Type") == "Schedule"
+    ]
+
+
 def _load_table(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
     where = f"Resource {logical_id}"
     raw_props = resource.get("Properties") or {}
@@ -590,12 +610,14 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     tables: dict[str, TableSpec] = {}
     buckets: dict[str, BucketSpec] = {}
     state_machines: dict[str, StateMachineSpec] = {}
+    schedules: list[ScheduleSpec] = []
     for logical_id, resource in resources.items():
         rtype = (resource or {}).get("Type", "")
         if rtype in _FUNCTION_TYPES:
             functions[logical_id] = _load_function(logical_id, resource, globals_fn, resolver, root)
             for api_name, route in _load_routes(logical_id, resource, resolver):
                 routes_by_api.setdefault(api_name, []).append(route)
+            schedules.extend(_load_schedules(logical_id, resource, resolver))
         elif rtype in _TABLE_TYPES:
             tables[logical_id] = _load_table(logical_id, resource, resolver)
         elif rtype in _BUCKET_TYPES:
@@ -629,4 +651,5 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
         tables=tables,
         buckets=buckets,
         state_machines=state_machines,
+        schedules=schedules,
     )

@@ -1,0 +1,274 @@
+"""Fan-out benchmark: the local pipeline over HTTP against the direct-DuckDB floor.
+
+For each tenant count N (default 177 and 1,000) this seeds N tenants (cached under
+``.queryall/bench-tenants-N``), then measures in one run:
+
+* the floor: one process, one DuckDB instance, ``ATTACH … (READ_ONLY)`` / ``DETACH`` per tenant,
+  the same SQL wrapped as the pipeline wraps it (``SELECT * FROM (<sql>) LIMIT <limit>``);
+* the pipeline: ``queryall local serve`` in a subprocess (moto's Step Functions running the real
+  state machine, every Lambda in-process), submit -> completed over HTTP (polling every 50 ms, or
+  long-polling GET /query-all/wait with ``--wait``), median of several runs after a warm-up job;
+
+for a count query (one row per tenant) and a group-by (about 50 rows per tenant). It prints both
+times and their ratio, and checks that the combined rows equal the floor's rows.
+
+    python bench/fanout.py                     # 177 and 1,000 tenants
+    python bench/fanout.py --tenants 177 --repeat 9 --profile /tmp/prof   # py-spy the server
+    python bench/fanout.py --parameter DistributedMapThreshold=100        # the distributed Map path
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "infra" / "local")]
+
+import duckdb  # noqa: E402
+
+from queryall_local.seed import bucket_names, seed_tenants  # noqa: E402
+
+API_KEY = "bench-key"
+LIMIT = 1000
+QUERIES = {
+    "count": "SELECT count(*) AS people FROM person",
+    # 5 kinds x 5 sources x 2 parities: 50 rows for every tenant with enough events.
+    "group-by": (
+        "SELECT kind, properties.source AS source, id % 2 AS parity, count(*) AS events, "
+        "sum(properties.duration_ms) AS total_ms FROM event GROUP BY ALL ORDER BY ALL"
+    ),
+}
+SEED_VERSION = "1"
+
+
+# ------------------------------------------------------------------------------------------ tenants
+
+
+def tenants_dir(count: int, root: Path) -> Path:
+    """A folder of ``count`` seeded tenants, reused when a previous run left it complete."""
+    directory = root / f"bench-tenants-{count}"
+    marker = directory / ".seeded"
+    expected = f"{SEED_VERSION}:{count}:{duckdb.__version__}"
+    if marker.is_file() and marker.read_text() == expected:
+        return directory
+    shutil.rmtree(directory, ignore_errors=True)
+    started = time.perf_counter()
+    seed_tenants(directory, count)
+    marker.write_text(expected)
+    print(f"  seeded {count} tenants in {directory} ({time.perf_counter() - started:.1f} s)", flush=True)
+    return directory
+
+
+# ------------------------------------------------------------------------------------------ floor
+
+
+def floor(directory: Path, buckets: list[str], sql: str) -> tuple[float, list[list[Any]]]:
+    """Seconds to query every tenant from one DuckDB instance, and the rows with the bucket first."""
+    wrapped = f"SELECT * FROM ({sql}) LIMIT {LIMIT}"
+    rows: list[list[Any]] = []
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for bucket in buckets:
+        path = str(directory / f"warehouse_{bucket}.duckdb").replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS tenant (READ_ONLY)")
+        con.execute("USE tenant")
+        rows.extend([bucket, *row] for row in con.execute(wrapped).fetchall())
+        con.execute("USE memory")
+        con.execute("DETACH tenant")
+    con.close()
+    return time.perf_counter() - started, rows
+
+
+# ------------------------------------------------------------------------------------------ pipeline
+
+
+class LocalServer:
+    """``queryall local serve`` on a free port in a subprocess (moto is process-global)."""
+
+    def __init__(self, directory: Path, parameters: dict[str, str], extra: list[str]) -> None:
+        self.directory = directory
+        self.parameters = parameters
+        self.extra = extra
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> LocalServer:
+        command = [sys.executable, "-m", "queryall_local", "local", "serve", "--port", "0", *self.extra,
+                   "--tenants-dir", str(self.directory), "--api-key", API_KEY]
+        for name, value in self.parameters.items():
+            command += ["--parameter", f"{name}={value}"]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[:2])}
+        # The handlers log a line per tenant: to a file, so a full pipe never blocks the server.
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="queryall-bench-", suffix=".log")
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            match = re.search(r"ready at (http://\S+)", Path(self.log.name).read_text(errors="replace"))
+            if match:
+                self.url = match.group(1)
+                return self
+            time.sleep(0.05)
+        self.process.kill()
+        raise RuntimeError(f"local stack did not start:\n{Path(self.log.name).read_text(errors='replace')[-2000:]}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and its finished children (the query workers), all threads."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+def _request(url: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"x-api-key": API_KEY, "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read(), parse_float=Decimal)
+
+
+def run_job(url: str, sql: str, poll_interval: float, wait: bool) -> tuple[float, str, dict]:
+    """Submit, then poll (or long-poll GET /query-all/wait) until the job is no longer processing:
+    (seconds, job id, the job's poll body)."""
+    started = time.perf_counter()
+    job_id = _request(f"{url}/query-all", "POST", {"sql": sql, "limit": LIMIT})["data"]["job_id"]
+    while time.perf_counter() - started < 120:
+        if wait:
+            waited = _request(f"{url}/query-all/wait?job_ids={job_id}&timeout_seconds=20")["data"]
+            if waited["jobs"]:
+                return time.perf_counter() - started, job_id, waited["jobs"][0]
+            continue
+        body = _request(f"{url}/query-all/jobs/{job_id}")
+        if body["data"].get("status") != "processing":
+            return time.perf_counter() - started, job_id, body
+        time.sleep(poll_interval)
+    raise RuntimeError(f"job {job_id} still processing after 120 s")
+
+
+def all_rows(url: str, job_id: str, body: dict) -> list[list[Any]]:
+    """Every combined row: the job's first rows, then the result's pages while there is a next cursor."""
+    rows = list(body["data"]["rows"])
+    cursor = body.get("meta", {}).get("next_cursor")
+    while cursor:
+        page = _request(f"{url}/query-all/jobs/{job_id}/results?cursor={urllib.parse.quote(cursor)}"
+                        "&page_size=10000")
+        rows.extend(page["data"]["rows"])
+        cursor = page["meta"].get("next_cursor")
+    return rows
+
+
+def _normalise(rows: list[list[Any]]) -> list[list[Any]]:
+    return [[Decimal(v) if isinstance(v, int | float | Decimal) and not isinstance(v, bool) else v for v in row]
+            for row in rows]
+
+
+def check(pipeline: dict, rows: list[list[Any]], expected: list[list[Any]]) -> str:
+    """'ok' when the combined rows equal the floor's; a prefix is fine only if the job says truncated."""
+    meta = pipeline["meta"]
+    if meta["total_rows"] != len(expected):
+        return f"MISMATCH total_rows {meta['total_rows']} != {len(expected)}"
+    if meta["databases_errored"]:
+        return f"MISMATCH {meta['databases_errored']} databases errored: {list(meta['errors'].items())[:2]}"
+    got, want = _normalise(rows), _normalise(expected)
+    if len(got) < len(want):
+        if not meta.get("truncated"):
+            return f"MISMATCH {len(got)} rows returned of {len(want)}, not truncated"
+        if got != want[: len(got)]:
+            return "MISMATCH rows differ"
+        return f"ok (prefix of {len(got)} rows, truncated; total_rows matches)"
+    return "ok" if got == want else "MISMATCH rows differ"
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def bench(count: int, args: argparse.Namespace) -> list[dict]:
+    print(f"\n== {count} tenants", flush=True)
+    directory = tenants_dir(count, args.root)
+    buckets = sorted(bucket_names(count))
+    results = []
+    parameters = dict(p.split("=", 1) for p in args.parameter)
+    extra = ["--lambda-concurrency", str(args.lambda_concurrency)] if args.lambda_concurrency else []
+    with LocalServer(directory, parameters, extra) as server:
+        profiler = None
+        for name, sql in QUERIES.items():
+            if args.queries and name not in args.queries:
+                continue
+            floors, expected = [], []
+            for _ in range(args.repeat):
+                seconds, expected = floor(directory, buckets, sql)
+                floors.append(seconds)
+            run_job(server.url, sql, args.poll_interval, args.wait)  # warm: imports, clients, DuckDB
+            if args.profile and profiler is None:
+                profiler = _start_profiler(server, args.profile, count)
+            times, job_id, body = [], "", {}
+            cpu_before = server.cpu_seconds()
+            for _ in range(args.repeat):
+                seconds, job_id, body = run_job(server.url, sql, args.poll_interval, args.wait)
+                times.append(seconds)
+            cpu = (server.cpu_seconds() - cpu_before) / args.repeat
+            verdict = check(body, all_rows(server.url, job_id, body), expected)
+            floor_s, pipe_s = statistics.median(floors), statistics.median(times)
+            results.append({"tenants": count, "query": name, "rows": len(expected), "floor_s": floor_s,
+                            "pipeline_s": pipe_s, "ratio": pipe_s / floor_s, "server_cpu_s": cpu,
+                            "check": verdict})
+            print(f"  {name:9s} rows {len(expected):6d}  floor {floor_s:6.3f} s  pipeline {pipe_s:6.3f} s "
+                  f"(min {min(times):.3f}, max {max(times):.3f})  ratio {pipe_s / floor_s:4.1f}x  "
+                  f"server CPU {cpu:5.2f} s/job  {verdict}", flush=True)
+        if profiler is not None:
+            profiler.send_signal(2)
+            profiler.wait(timeout=60)
+    return results
+
+
+def _start_profiler(server: LocalServer, prefix: Path, count: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server and its query workers (all threads) into folded stacks."""
+    assert server.process is not None
+    output = Path(f"{prefix}-{count}.folded.txt")
+    command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(server.process.pid),
+               "--format", "raw", "--output", str(output), "--rate", "100", "--nonblocking", "--subprocesses"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tenants", type=int, nargs="+", default=[177, 1000])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (the median is reported)")
+    parser.add_argument("--queries", nargs="+", choices=sorted(QUERIES), default=None)
+    parser.add_argument("--root", type=Path, default=ROOT / ".queryall", help="where seeded tenants are cached")
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="seconds between polls")
+    parser.add_argument("--lambda-concurrency", type=int, default=None, help="the local stack's workflow slots")
+    parser.add_argument("--wait", action="store_true", help="long-poll GET /query-all/wait instead of polling")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="template parameter override, e.g. QueryBatchSize=50 (repeatable)")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy the server into PREFIX-N.folded.txt")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    results = [r for count in args.tenants for r in bench(count, args)]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if all(r["check"].startswith("ok") for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""GET /query-all/databases (tenants with their tables) and POST /query-all/catalog/refresh (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from queryall.dal.api_keys import accepted_api_keys
+from queryall.dal.catalog import CatalogStore, RefreshUnavailable, start_refresh
+from queryall.errors import ServiceUnavailable
+from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.logic.auth import require_admin
+from queryall.logic.catalog import databases_page
+from queryall.models.catalog import DatabasesResponse, RefreshResponse, RefreshStarted
+from queryall.observability import logger
+from queryall.settings import get_settings
+
+router = Router()
+
+
+@router.get(
+    "/query-all/databases",
+    summary="Tenant databases with their tables and columns, from the catalog",
+    responses={200: {"description": "A page of tenants in bucket order",
+                     "content": {"application/json": {"model": DatabasesResponse}}},
+               **error_responses(400, 401)},
+)
+def list_databases(
+    limit: Annotated[int, Query(ge=1, le=1000, description="Tenants per page.")] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
+) -> Response[str]:
+    page = databases_page(CatalogStore(get_settings().require("catalog_table")), limit, cursor)
+    return json_response(200, page.model_dump_json())
+
+
+@router.post(
+    "/query-all/catalog/refresh",
+    summary="Refresh the table catalog now (admin key only)",
+    responses={202: {"description": "The refresh is running",
+                     "content": {"application/json": {"model": RefreshResponse}}},
+               **error_responses(401, 403, 503)},
+)
+def refresh_catalog() -> Response[str]:
+    settings = get_settings()
+    admin_keys = accepted_api_keys(settings.require("admin_api_keys_parameter"), settings.api_keys_cache_seconds)
+    require_admin(router.current_event.headers.get("x-api-key"), admin_keys)
+    try:
+        start_refresh(settings.require("refresh_catalog_function"))
+    except RefreshUnavailable as error:
+        logger.exception("could not start the catalog refresh")
+        raise ServiceUnavailable("Could not start the catalog refresh; try again") from error
+    return json_response(202, RefreshResponse(data=RefreshStarted()).model_dump_json())
+
+
+app = build_resolver(router)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return resolve(app, event, context)

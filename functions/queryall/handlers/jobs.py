@@ -1,0 +1,61 @@
+"""GET /query-all/jobs (the caller's jobs, newest first) and DELETE /query-all/jobs/{jobId} (cancel)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from queryall.dal.jobs import JobStore
+from queryall.dal.workflow import QueryWorkflow
+from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.logic.cancellation import cancel_job
+from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_jobs
+from queryall.logic.polling import job_response_body
+from queryall.models.job_views import CancelResponse, JobListResponse
+from queryall.observability import logger, metrics
+from queryall.settings import get_settings
+
+router = Router()
+
+
+@router.get(
+    "/query-all/jobs",
+    summary="List your jobs, newest first",
+    responses={200: {"description": "A page of the caller's jobs, newest first, without results",
+                     "content": {"application/json": {"model": JobListResponse}}},
+               **error_responses(400, 401)},
+)
+def list_own_jobs(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Jobs per page.")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
+) -> Response[str]:
+    page = list_jobs(JobStore(get_settings().require("jobs_table")), router.context["caller"], limit, cursor,
+                     time.time())
+    return json_response(200, JobListResponse(data=page).model_dump_json())
+
+
+@router.delete("/query-all/jobs/<jobId>", summary="Cancel a job", responses={
+    200: {"description": "The job is cancelled (also when it already was)",
+          "content": {"application/json": {"model": CancelResponse}}},
+    **error_responses(401, 404, 409),
+})
+def cancel(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter name)
+    logger.append_keys(job_id=jobId)
+    settings = get_settings()
+    job = cancel_job(JobStore(settings.require("jobs_table")), QueryWorkflow(settings.require("state_machine_arn")),
+                     jobId, router.context["caller"], time.time())
+    return json_response(200, job_response_body(job))
+
+
+app = build_resolver(router)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return resolve(app, event, context)

@@ -1,0 +1,102 @@
+"""GET /openapi.json — the API's OpenAPI document, generated from the route models of every API router.
+
+Every handler module that defines a module-level ``router = Router()`` is an API route module; they
+are found by reading the package's sources, so workflow handlers (which load duckdb and pyarrow) are
+never imported and a route module added later is documented without a change here. Route modules keep
+duckdb and pyarrow out of their imports for the same reason (and for their own cold start).
+
+``python -m queryall.handlers.openapi docs/openapi.json`` writes the document (``make openapi``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import json
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from queryall import handlers
+from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.observability import logger
+
+router = Router()
+
+_DEFINES_ROUTER = re.compile(r"^router = Router\(\)", re.MULTILINE)
+TITLE = "queryall"
+VERSION = "0.1.0"
+DESCRIPTION = (
+    "Run one read-only SQL query across every per-tenant DuckDB database and read the combined result: "
+    "submit, poll, page through it, or download it as JSON, Arrow, CSV or Parquet. "
+    "Every route needs the X-API-Key header; errors are {\"error\": {\"code\", \"message\"}}."
+)
+
+
+def api_routers() -> list[Router]:
+    """The ``router`` of every API route module in ``queryall.handlers``, in module name order."""
+    routers = []
+    for module in sorted(pkgutil.iter_modules(handlers.__path__), key=lambda m: m.name):
+        source = Path(handlers.__path__[0], f"{module.name}.py")
+        if source.is_file() and _DEFINES_ROUTER.search(source.read_text(encoding="utf-8")):
+            routers.append(importlib.import_module(f"{handlers.__name__}.{module.name}").router)
+    return routers
+
+
+@functools.cache
+def openapi_document() -> str:
+    # Without validation: the resolver would document its 422 validation response, where ours answer 400.
+    app = APIGatewayHttpResolver()
+    for api_router in api_routers():
+        # A copy: including a router points it at the including resolver, and the original must keep
+        # serving its own function (the local stack runs every function in one process).
+        app.include_router(copy.copy(api_router))
+    document = json.loads(app.get_openapi_json_schema(
+        title=TITLE, version=VERSION, description=DESCRIPTION,
+        security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
+    ))
+    _drop_unused_schemas(document)
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _drop_unused_schemas(document: dict) -> None:
+    """Remove component schemas nothing refers to (Powertools always adds its validation error shapes)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    pending = [{key: value for key, value in document.items() if key != "components"}]
+    while pending:
+        for name in re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(pending.pop())):
+            if name not in used and name in schemas:
+                used.add(name)
+                pending.append(schemas[name])
+    for name in set(schemas) - used:
+        del schemas[name]
+
+
+@router.get(
+    "/openapi.json",
+    summary="This API's OpenAPI document",
+    responses={200: {"description": "OpenAPI 3.1 document"}, **error_responses(401)},
+)
+def openapi() -> Response[str]:
+    return json_response(200, openapi_document())
+
+
+app = build_resolver(router)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return resolve(app, event, context)
+
+
+if __name__ == "__main__":
+    Path(sys.argv[1]).write_text(openapi_document() + "\n", encoding="utf-8")

@@ -1,0 +1,64 @@
+"""GET /query-all/wait — hold the request until the listed jobs have finished, or the timeout."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from queryall.dal.jobs import JobStore
+from queryall.dal.result_files import ResultStore
+from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.logic.polling import ResultLinks, job_response_body
+from queryall.logic.waiting import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, parse_job_ids, wait_for_jobs
+from queryall.models.job import Job
+from queryall.models.job_views import WaitResponse
+from queryall.models.results import ResultFormat
+from queryall.observability import logger
+from queryall.settings import get_settings
+
+router = Router()
+
+
+@router.get(
+    "/query-all/wait",
+    summary="Wait until jobs finish (up to 25 s)",
+    responses={200: {"description": "Finished jobs, the ids still to wait for, and unknown ids",
+                     "content": {"application/json": {"model": WaitResponse}}},
+               **error_responses(400, 401)},
+)
+def wait(
+    job_ids: Annotated[list[str], Query(
+        description='Up to 100 job ids: a JSON array (job_ids=["id1","id2"]), repeated or comma-separated.',
+    )],
+    timeout_seconds: Annotated[float, Query(
+        ge=0, le=MAX_TIMEOUT_SECONDS, description="How long to hold the request when jobs are still processing.",
+    )] = DEFAULT_TIMEOUT_SECONDS,
+) -> Response[str]:
+    # API Gateway joins repeated parameters with commas (and Powertools splits on them, breaking the JSON
+    # array form), so the ids are read from the raw query string.
+    raw = urllib.parse.parse_qsl(router.current_event.raw_query_string, keep_blank_values=True)
+    ids = parse_job_ids([value for name, value in raw if name == "job_ids"])
+    settings = get_settings()
+    results = ResultStore(settings.require("results_bucket"))
+
+    def poll_body(job: Job) -> str:  # exactly what GET /query-all/jobs/{jobId} returns
+        return job_response_body(job, ResultFormat.JSON,
+                                 ResultLinks(results, settings.result_url_expiry_seconds, time.time()))
+
+    body = wait_for_jobs(JobStore(settings.require("jobs_table")), ids, router.context["caller"], timeout_seconds,
+                         poll_body)
+    return json_response(200, body)
+
+
+app = build_resolver(router)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return resolve(app, event, context)

@@ -1,0 +1,96 @@
+"""Keeping the table catalog in step with the tenant databases, and reading it back."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from queryall.dal.catalog import CatalogStore
+from queryall.dal.tenant_databases import BUCKET_ID, TenantDatabases
+from queryall.errors import InvalidRequest, NotFound
+from queryall.models.catalog import (
+    CatalogSummary,
+    DatabasesMeta,
+    DatabasesResponse,
+    RefreshResult,
+    TenantCatalogEntry,
+)
+from queryall.observability import logger
+
+
+def _iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def refresh_catalog(tenants: TenantDatabases, store: CatalogStore, now: float) -> RefreshResult:
+    """Read the tables of every tenant that is new or changed since the last refresh, forget tenants
+    that are gone, and rewrite the summary. Unchanged tenants (same version) are not opened; tenants
+    whose database could not be read are read again next time."""
+    refreshed_at = _iso(now)
+    listed = tenants.list_tenants()
+    known = store.entries()
+    changed = [t for t in listed if not (t.bucket in known and known[t.bucket].describes(t.version))]
+    described = tenants.describe(t.bucket for t in changed)
+    written = [
+        TenantCatalogEntry(bucket=t.bucket, database=tenants.database_name(t.bucket), version=t.version,
+                           tables=described[t.bucket].tables, error=described[t.bucket].error,
+                           refreshed_at=refreshed_at)
+        for t in changed
+    ]
+    listed_buckets = {t.bucket for t in listed}
+    removed = sorted(set(known) - listed_buckets)
+    store.write(written, removed)
+
+    current = {b: e for b, e in known.items() if b in listed_buckets} | {e.bucket: e for e in written}
+    names = {t.name for e in current.values() for t in e.tables}
+    store.put_summary(CatalogSummary(tables=sorted(names), tenants=len(current), refreshed_at=refreshed_at))
+    return RefreshResult(tenants=len(listed), read=len(written), unchanged=len(listed) - len(written),
+                         removed=len(removed), errors=sum(e.error is not None for e in written),
+                         refreshed_at=refreshed_at)
+
+
+def require_known_table(store: CatalogStore, table: str) -> None:
+    """Raise NotFound when the catalog says no tenant has `table` (one read). Without a catalog yet (or
+    when it cannot be read) nothing is known to be missing, so nothing is refused."""
+    try:
+        summary = store.summary()
+    except (ClientError, BotoCoreError):
+        logger.warning("catalog unavailable; the table is checked when tenants are queried", exc_info=True)
+        return
+    if summary is not None and not summary.knows_table(table):
+        raise NotFound(f"Unknown table: {table}")
+
+
+def catalog_entries(table_name: str) -> dict[str, TenantCatalogEntry]:
+    """The catalog's tenants for planning; an unreadable catalog only means every tenant is opened."""
+    try:
+        return CatalogStore(table_name).entries()
+    except (ClientError, BotoCoreError):
+        logger.warning("catalog unavailable; tenants will be checked when queried", exc_info=True)
+        return {}
+
+
+def _encode_cursor(bucket: str) -> str:
+    return base64.urlsafe_b64encode(bucket.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        bucket = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        bucket = ""
+    if not BUCKET_ID.match(bucket):
+        raise InvalidRequest("cursor: not a cursor this API returned")
+    return bucket
+
+
+def databases_page(store: CatalogStore, limit: int, cursor: str | None) -> DatabasesResponse:
+    """One page of tenants with their tables, in bucket order."""
+    entries, last = store.page(limit, _decode_cursor(cursor) if cursor else None)
+    summary = store.summary()
+    return DatabasesResponse(data=entries, meta=DatabasesMeta(
+        count=len(entries), next_cursor=_encode_cursor(last) if last else None,
+        refreshed_at=summary.refreshed_at if summary else None, tables=summary.tables if summary else [],
+    ))

@@ -1,0 +1,105 @@
+"""Progress counters and cancellation on moto's DynamoDB, through the real data access and handlers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from queryall.dal.job_progress import JobProgressCounters, Update
+from queryall.dal.jobs import JobStore
+from queryall.logic import job_lifecycle
+from queryall.logic.progress import BatchProgress, JobNoLongerProcessing
+from queryall.models.job import JobRequest, JobStatus
+from queryall.models.workflow import TenantOutcome
+
+pytestmark = pytest.mark.timeout(120)
+
+TENANTS = 1000
+BATCHES = 40
+
+
+def new_job(local_stack) -> str:
+    job = job_lifecycle.new_job(JobRequest(sql="SELECT 1", limit=10), "key:test", time.time(), 3600)
+    JobStore(local_stack.dynamodb_table_name).create(job)
+    return job.job_id
+
+
+def test_a_thousand_tenants_in_forty_concurrent_batches_lose_no_update(local_stack) -> None:
+    job_id = new_job(local_stack)
+    counters = JobProgressCounters(local_stack.dynamodb_table_name)
+    assert counters.set_total(job_id, TENANTS, missing=0) is Update.APPLIED
+    # Once only: a retried plan step counts nothing twice.
+    assert counters.set_total(job_id, TENANTS, missing=0) is Update.NOT_PROCESSING
+    start = threading.Barrier(BATCHES)
+
+    def batch(index: int) -> None:
+        # Every tenant its own write (interval 0): the most contention the counters can see.
+        progress = BatchProgress(counters, job_id, interval=0)
+        start.wait()
+        for tenant in range(index, TENANTS, BATCHES):
+            progress.tenant_finished(TenantOutcome(bucket=f"t{tenant}", status="error" if tenant % 7 == 0 else "ok",
+                                                   rows=tenant % 3))
+        progress.flush()
+
+    threads = [threading.Thread(target=batch, args=(i,)) for i in range(BATCHES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    job = JobStore(local_stack.dynamodb_table_name).get(job_id)
+    assert job is not None
+    assert job.progress().model_dump() == {
+        "databases_total": TENANTS, "databases_done": TENANTS,
+        "databases_errored": len(range(0, TENANTS, 7)), "rows_so_far": sum(t % 3 for t in range(TENANTS)),
+    }
+
+
+def test_cancelled_job_stays_cancelled_whatever_runs_late(local_stack) -> None:
+    job_id = new_job(local_stack)
+    jobs = JobStore(local_stack.dynamodb_table_name)
+    counters = JobProgressCounters(local_stack.dynamodb_table_name)
+    assert job_lifecycle.cancel(jobs, job_id, time.time())
+    assert not job_lifecycle.cancel(jobs, job_id, time.time())
+
+    # A late aggregator and a late failure handler, as the workflow would run them.
+    plan = {"batches": [], "max_concurrency": 1, "databases_total": 0, "missing": {}}
+    aggregate = local_stack.runtime.invoke("AggregateFunction", {"job_id": job_id, "submitted_at": time.time(),
+                                                                 "plan": plan, "batch_outcomes": []})
+    assert aggregate["completed"] is False
+    failed = local_stack.runtime.invoke("FailJobFunction", {"job_id": job_id, "error_code": "internal_error",
+                                                            "error_message": "late"})
+    assert failed == {"failed": False}
+    # A batch still running stops at its next progress update; the counters are not touched.
+    with pytest.raises(JobNoLongerProcessing):
+        progress = BatchProgress(counters, job_id, interval=0)
+        progress.tenant_finished(TenantOutcome(bucket="b", status="ok", rows=1))
+    assert counters.set_final(job_id, 5, 0, 5) is Update.NOT_PROCESSING
+
+    job = jobs.get(job_id)
+    assert job is not None and job.status is JobStatus.CANCELLED
+    assert job.error_code is None and job.rows_so_far == 0
+
+
+def test_counters_never_recreate_a_deleted_job(local_stack) -> None:
+    counters = JobProgressCounters(local_stack.dynamodb_table_name)
+    gone = "00000000-0000-4000-8000-000000000000"
+    assert counters.add(gone, 1, 0, 1) is Update.NO_JOB
+    assert JobStore(local_stack.dynamodb_table_name).get(gone) is None
+
+
+def test_sample_events_of_the_wait_and_jobs_functions(local_stack) -> None:
+    from tests.conftest import API_KEY, ROOT
+
+    for stem, function in (("wait", "WaitFunction"), ("list_jobs", "JobsFunction")):
+        event = json.loads((ROOT / "events" / f"{stem}.json").read_text())
+        event["headers"]["x-api-key"] = API_KEY
+        response = local_stack.runtime.invoke(function, event)
+        assert response["statusCode"] == 200, response
+        data = json.loads(response["body"])["data"]
+        if stem == "wait":
+            assert data["unknown_job_ids"] == ["503a73be-9119-43ba-8e30-4f278f978d49"]
+        else:
+            assert isinstance(data["jobs"], list)

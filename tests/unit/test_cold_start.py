@@ -1,0 +1,53 @@
+"""What an API function loads at cold start: never duckdb or pyarrow, never the X-Ray SDK.
+
+Each handler module is imported in a fresh interpreter with the function's environment from the
+template, as Lambda would import it (tracing on). duckdb/pyarrow cost ~270 ms of import and belong to
+the workflow functions; the X-Ray SDK (~90 ms with its patchers) is left to the workflow functions too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from queryall_local.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = load_template(ROOT / "template.yaml")
+API_FUNCTIONS = sorted({route.function for route in SPEC.routes})
+NEVER = ("duckdb", "pyarrow", "aws_xray_sdk")
+
+
+def _loaded_after_import(module: str, environment: dict[str, str]) -> set[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
+    env.update(environment)
+    env.update(PYTHONPATH=str(ROOT / "functions"), AWS_DEFAULT_REGION="us-east-1",
+               LAMBDA_TASK_ROOT=str(ROOT / "functions"), AWS_LAMBDA_FUNCTION_NAME="cold-start-test")
+    code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_template_routes_submit_poll_and_wait() -> None:
+    assert {"SubmitFunction", "PollFunction", "WaitFunction"} <= set(API_FUNCTIONS)
+
+
+@pytest.mark.parametrize("function", API_FUNCTIONS)
+def test_api_function_cold_start_loads_no_duckdb_pyarrow_or_xray(function: str) -> None:
+    spec = SPEC.functions[function]
+    loaded = _loaded_after_import(spec.module, spec.environment)
+    assert spec.module in loaded
+    assert sorted(name for name in NEVER if name in loaded) == []
+
+
+def test_a_workflow_function_does_load_them() -> None:
+    """The check above can fail: the query step's module brings duckdb, pyarrow and the X-Ray SDK."""
+    spec = SPEC.functions["QueryBatchFunction"]
+    loaded = _loaded_after_import(spec.module, spec.environment)
+    assert all(name in loaded for name in NEVER)

@@ -1,0 +1,58 @@
+"""The OpenAPI document: generated from every API router, committed in docs/, and cheap to serve."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from queryall.handlers.openapi import api_routers, openapi_document
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "docs" / "openapi.json"
+
+
+def test_committed_document_is_current() -> None:
+    assert COMMITTED.read_text(encoding="utf-8") == openapi_document() + "\n", (
+        "docs/openapi.json is stale: run `make openapi`")
+
+
+def test_document_covers_every_route_and_its_responses() -> None:
+    document = json.loads(openapi_document())
+    routes = {(method, route[0]) for router in api_routers() for route in router._routes for method in route[1]}
+    documented = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations}
+    # Powertools keeps <param> in the routes; OpenAPI writes {param}.
+    assert {(m, p.replace("<", "{").replace(">", "}")) for m, p in routes} == documented
+    poll = document["paths"]["/query-all/jobs/{jobId}"]["get"]
+    assert {"200", "400", "401", "404"} <= set(poll["responses"])
+    page = document["paths"]["/query-all/jobs/{jobId}/results"]["get"]
+    assert {p["name"] for p in page["parameters"]} == {"jobId", "cursor", "page_size", "format"}
+    assert page["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    schemas = document["components"]["schemas"]
+    assert schemas["ResultFormat"]["enum"] == ["json", "arrow", "csv", "parquet"]
+    assert {"schema", "returned_rows", "result_url", "next_cursor", "truncated"} <= set(
+        schemas["JobResultMeta"]["properties"])
+    assert "422" not in json.dumps(document["paths"])  # validation errors are 400 here
+    assert document["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+
+
+def test_api_modules_load_neither_duckdb_nor_pyarrow() -> None:
+    # The API functions' cold start: importing every route module, building the document and answering a
+    # JSON poll of a completed job must not load duckdb or pyarrow (only format=arrow and pages may).
+    script = """
+import bz2, json, sys
+from queryall.handlers import openapi, poll, submit
+from queryall.handlers.openapi import api_routers, openapi_document
+from queryall.logic.polling import job_response_body
+from queryall.models.job import Job, JobRequest
+api_routers(); openapi_document()
+job = Job(job_id="j", status="completed", owner="o", created_at="t", submitted_at=1, expires_at=2,
+          request=JobRequest(sql="SELECT 1", limit=1), columns='["_bucket"]', rows_bz2=bz2.compress(b'[["a"]]'),
+          meta='{"total_rows":1,"returned_rows":1,"truncated":false}')
+json.loads(job_response_body(job))
+print(sorted(m for m in ("duckdb", "pyarrow") if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "functions"), "PATH": ""})
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
