@@ -135,7 +135,7 @@ def test_unknown_malformed_expired_and_others_jobs(jobs: FakeJobs, clock: FakeCl
 def test_finished_jobs_past_the_response_budget_are_left_for_the_next_wait(
     jobs: FakeJobs, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(waiting, "RESPONSE_BUDGET_BYTES", 400)
+    monkeypatch.setattr(waiting, "RESPONSE_BUDGET", 400)
     ids = [jobs.add(job(), finishes_at=0.0) for _ in range(5)]
     data = run(jobs, clock, ids, timeout=5)
     returned = [e["job_id"] for e in data["jobs"]]

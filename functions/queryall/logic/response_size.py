@@ -9,9 +9,10 @@ largest the body can become, so a budget met here is met whichever way the runti
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
+if TYPE_CHECKING:  # the wait and poll functions size responses without loading pyarrow
+    import pyarrow as pa
 
 # Lambda's synchronous response cap is 6,291,456 bytes. Bodies are fitted to 5,000,000 escaped bytes:
 # the proxy envelope (status, headers) needs under 1 KB, and the rest of the ~1.29 MB is margin for the
@@ -28,6 +29,9 @@ def escaped_size(text: str) -> int:
 
 def escaped_lengths(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """:func:`escaped_size` of every string, vectorised (no per-row Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     non_ascii = pc.count_substring_regex(texts, r"[^\x00-\x7f]")
     astral = pc.count_substring_regex(texts, r"[\x{10000}-\x{10FFFF}]")
     # Control characters and DEL: \uXXXX at most (\n and friends take two).

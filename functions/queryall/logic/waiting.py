@@ -9,6 +9,7 @@ from collections.abc import Callable
 from queryall.dal.jobs import JobStore
 from queryall.errors import InvalidRequest
 from queryall.logic.polling import is_job_id
+from queryall.logic.response_size import RESPONSE_BUDGET
 from queryall.models.job import Job, JobStatus
 
 MAX_JOB_IDS = 100
@@ -19,8 +20,7 @@ MAX_TIMEOUT_SECONDS = 25.0  # the HTTP API gives up on an integration after 30 s
 FIRST_INTERVAL_SECONDS = 0.05
 BACKOFF = 1.5
 MAX_INTERVAL_SECONDS = 0.1
-# A Lambda response carries at most 6 MB; finished jobs past this budget are left for the next wait.
-RESPONSE_BUDGET_BYTES = 5_000_000
+# A Lambda response carries at most 6 MB; finished jobs past RESPONSE_BUDGET are left for the next wait.
 # Finished jobs are read whole (with their results) a few at a time, so reading stops with the budget.
 _FULL_READ_CHUNK = 10
 _COMPACT = (",", ":")
@@ -123,7 +123,7 @@ def _finished_entries(
             entry = _entry(job, render(job))
             # Measured as the Lambda response will carry it: inside a JSON string, escaped.
             size = len(json.dumps(entry))
-            if postponed or (entries and used + size > RESPONSE_BUDGET_BYTES):
+            if postponed or (entries and used + size > RESPONSE_BUDGET):
                 postponed.add(job_id)
                 continue
             entries.append(entry)
