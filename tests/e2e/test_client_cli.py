@@ -20,16 +20,13 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import API_KEY, CORRUPT_BUCKET, ROOT, Api
+from tests.tenant_data import tenant_files
 
 pytestmark = pytest.mark.timeout(180)
 
 # Any control character but newline (and tab): no ANSI escapes, no carriage-return redraws.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-
-def tenant_files(tenants_dir: Path) -> dict[str, Path]:
-    return {p.stem.removeprefix("warehouse_"): p for p in sorted(tenants_dir.glob("warehouse_*.duckdb"))
-            if p.stem.removeprefix("warehouse_") != CORRUPT_BUCKET}
 
 
 def cli_env(api: Api) -> dict[str, str]:

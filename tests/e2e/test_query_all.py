@@ -11,26 +11,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import boto3
-import duckdb
 import pytest
 
 from tests.conftest import CORRUPT_BUCKET, Api
+from tests.tenant_data import direct, has_table, tenant_files
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def tenant_files(tenants_dir: Path) -> dict[str, Path]:
-    return {p.stem.removeprefix("warehouse_"): p for p in sorted(tenants_dir.glob("warehouse_*.duckdb"))
-            if p.stem.removeprefix("warehouse_") != CORRUPT_BUCKET}
 
-
-def direct(path: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
-def has_table(path: Path, table: str) -> bool:
-    return bool(direct(path, f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{table}'")[0][0])
 
 
 def test_counts_match_duckdb_run_directly_on_every_tenant(api: Api, tenants_dir: Path) -> None:

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from queryall.settings import reset_caches
 from tests.attack_corpus import CORPUS
 from tests.conftest import CORRUPT_BUCKET, Api
+from tests.tenant_data import direct, has_table, tenant_files
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,18 +32,7 @@ def checksums(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def tenant_files(tenants_dir: Path) -> dict[str, Path]:
-    return {p.stem.removeprefix("warehouse_"): p for p in sorted(tenants_dir.glob("warehouse_*.duckdb"))
-            if p.stem.removeprefix("warehouse_") != CORRUPT_BUCKET}
 
-
-def direct(path: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
-def has_table(path: Path, table: str) -> bool:
-    return bool(direct(path, f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{table}'")[0][0])
 
 
 @contextmanager
