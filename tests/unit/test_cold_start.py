@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
 from queryall_local.template import load_template
 
@@ -51,3 +52,15 @@ def test_a_workflow_function_does_load_them() -> None:
     spec = SPEC.functions["QueryBatchFunction"]
     loaded = _loaded_after_import(spec.module, spec.environment)
     assert all(name in loaded for name in NEVER)
+
+
+_RESOURCES = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
+WITHOUT_LAYER = sorted(name for name in SPEC.functions if not _RESOURCES[name]["Properties"].get("Layers"))
+
+
+@pytest.mark.parametrize("function", WITHOUT_LAYER)
+def test_functions_without_the_duckdb_layer_can_import(function: str) -> None:
+    """A function deployed without the DuckDb layer has neither package: importing one would fail."""
+    spec = SPEC.functions[function]
+    loaded = _loaded_after_import(spec.module, spec.environment)
+    assert sorted(name for name in ("duckdb", "pyarrow") if name in loaded) == []

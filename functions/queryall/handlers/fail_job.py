@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.logic import job_lifecycle
-from queryall.logic.aggregation import describe_step_error
+from queryall.logic.step_errors import describe_step_error
 from queryall.models.workflow import FailJobInput
 from queryall.observability import logger, metrics, tracer
 from queryall.settings import get_settings

@@ -15,24 +15,13 @@ from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
 from queryall.logic.json_rows import column_types
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
 from queryall.logic.result_pages import rows_within
+from queryall.logic.step_errors import describe_step_error
 from queryall.models.job import Job
-from queryall.models.workflow import AggregateInput, StepError, TenantOutcome
+from queryall.models.workflow import AggregateInput, TenantOutcome
 
 # The errors map may take at most this much of the item; longer messages are cut.
 MAX_ERRORS_BYTES = 200 * 1024
 ROWS_ATTRIBUTE = "rows_bz2"
-
-
-def describe_step_error(error: StepError) -> str:
-    """A readable message from a Catch's Error/Cause (Cause is often a Lambda error payload)."""
-    cause = error.Cause or ""
-    try:
-        payload = json.loads(cause)
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and "errorMessage" in payload:
-        return f"{payload.get('errorType', error.Error)}: {payload['errorMessage']}"
-    return f"{error.Error}: {cause}" if cause else error.Error
 
 
 class CombinedResult:
