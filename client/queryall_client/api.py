@@ -56,6 +56,10 @@ class QueryAllClient:
         params = {"job_ids": json.dumps(job_ids), "timeout_seconds": f"{timeout_seconds:g}"}
         return self._json("GET", "/query-all/wait", params=params)["data"]
 
+    def results_page(self, job_id: str, cursor: str) -> dict[str, Any]:
+        """GET /query-all/jobs/{jobId}/results: one page of the full result, from a cursor."""
+        return self._json("GET", f"/query-all/jobs/{job_id}/results", params={"cursor": cursor})
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._json("DELETE", f"/query-all/jobs/{job_id}")["data"]
 

@@ -130,7 +130,10 @@ def _query(client: Any, args: argparse.Namespace, out: Any, err: Any) -> int:
     if entry["status"] == "cancelled":
         _say(err, f"queryall: job {job_id} was cancelled")
         return EXIT_FAILED
-    _write_result(client, job_id, entry["data"], args, out)
+    data = entry["data"]
+    if entry["meta"].get("truncated") and args.format != "json":
+        data = _all_rows(client, job_id, data, entry["meta"].get("next_cursor"), err)
+    _write_result(client, job_id, data, args, out)
     _summarize(err, entry["meta"])
     return EXIT_OK
 
@@ -186,6 +189,17 @@ def _interrupted(client: Any, job_id: str, err: Any) -> None:
     _say(err, f"Check it with `queryall status {job_id}`, cancel it with `queryall cancel {job_id}`.")
 
 
+def _all_rows(client: Any, job_id: str, data: dict[str, Any], cursor: str | None, err: Any) -> dict[str, Any]:
+    """The rows poll could not hold, fetched page by page from the full result."""
+    rows = list(data["rows"])
+    while cursor:
+        page = client.results_page(job_id, cursor)
+        rows.extend(page["data"]["rows"])
+        cursor = page["meta"].get("next_cursor")
+    _say(err, f"fetched all {len(rows):,} rows through the results pages")
+    return {**data, "rows": rows}
+
+
 def _write_result(client: Any, job_id: str, data: dict[str, Any], args: argparse.Namespace, out: Any) -> None:
     from rich.console import Console
 
@@ -222,7 +236,8 @@ def _summarize(console: Any, meta: dict[str, Any]) -> None:
     if len(errors) > MAX_ERRORS_SHOWN:
         _say(console, f"  … and {len(errors) - MAX_ERRORS_SHOWN} more errors")
     if meta.get("truncated"):
-        _say(console, f"warning: only the first rows of {meta['total_rows']:,} are in the result (truncated)")
+        _say(console, f"note: the job's own response held {meta['returned_rows']:,} of {meta['total_rows']:,} rows; "
+                      "--format csv, arrow and table fetch the rest page by page")
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import API_KEY, CORRUPT_BUCKET, ROOT, Api
-from tests.tenant_data import tenant_files
+from tests.tenant_data import direct, tenant_files
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -112,6 +112,21 @@ def test_csv_output_equals_duckdb_run_directly(api: Api, tenants_dir: Path, tmp_
                 expected += [[bucket, *(str(value) for value in row)] for row in con.execute(sql).fetchall()]
     assert len(expected) > 10
     assert rows == expected
+
+
+def test_truncated_result_is_written_whole_from_the_results_pages(api: Api, tenants_dir: Path, tmp_path: Path) -> None:
+    # About 7 MB of rows: more than one poll response may carry, so the client must page for the rest.
+    sql = "SELECT id, repeat(email, 12) AS padding FROM person ORDER BY id"
+    out = tmp_path / "big.csv"
+    result = run_cli(api, "query", "--sql", sql, "--limit", "10000", "--format", "csv", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "fetched all" in result.stderr
+    with out.open(newline="") as stream:
+        rows = list(csv.reader(stream))
+    expected = [[bucket, str(i), padding] for bucket, path in tenant_files(tenants_dir).items()
+                for i, padding in direct(path, sql)]
+    assert len(rows) - 1 == len(expected) > 10_000
+    assert rows[1:] == expected
 
 
 def test_arrow_and_json_outputs(api: Api, tenants_dir: Path, tmp_path: Path) -> None:
