@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import CORRUPT_BUCKET, Api
+from tests.conftest import CORRUPT_BUCKET, OTHER_API_KEY, Api
 from tests.tenant_data import direct, has_table, tenant_files
 
 pytestmark = pytest.mark.timeout(180)
@@ -176,3 +176,13 @@ def test_json_body_sent_as_a_form_is_still_read_as_json(api: Api, tenants_dir: P
         job_id = json.loads(response.read())["data"]["job_id"]
     body = api.wait(job_id)
     assert body["data"]["rows"][0][1] == 42
+
+
+def test_another_callers_job_reads_as_unknown(api: Api) -> None:
+    job_id = api.submit({"sql": "SELECT 1 AS one", "limit": 1})
+    api.wait(job_id)
+    for path in (f"/query-all/jobs/{job_id}", f"/query-all/jobs/{job_id}/results"):
+        result = api.request("GET", path, api_key=OTHER_API_KEY)
+        assert result.status == 404, path
+        assert result.body["error"] == {"code": "not_found", "message": f"Job not found: {job_id}"}
+    assert api.request("GET", f"/query-all/jobs/{job_id}").status == 200

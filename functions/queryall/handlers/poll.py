@@ -38,7 +38,7 @@ def poll(
     logger.append_keys(job_id=jobId)
     settings = get_settings()
     now = time.time()
-    job = find_job(JobStore(settings.require("jobs_table")), jobId, now)
+    job = find_job(JobStore(settings.require("jobs_table")), jobId, now, router.context["caller"])
     links = ResultLinks(ResultStore(settings.require("results_bucket")), settings.result_url_expiry_seconds, now)
     return json_response(200, job_response_body(job, format, links))
 

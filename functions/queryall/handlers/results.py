@@ -47,7 +47,7 @@ def results(
     offset = 0 if cursor is None else decode_cursor(cursor, jobId)
     settings = get_settings()
     now = time.time()
-    job = find_job(JobStore(settings.require("jobs_table")), jobId, now)
+    job = find_job(JobStore(settings.require("jobs_table")), jobId, now, router.context["caller"])
     if job.status is not JobStatus.COMPLETED:
         raise Conflict(f"Job {jobId} is {job.status.value}; only a completed job has results to page through"
                        + (" (poll it until it completes)" if job.status is JobStatus.PROCESSING else ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.workflow import QueryWorkflow, WorkflowStopFailed
-from queryall.errors import Conflict, NotFound
+from queryall.errors import Conflict
 from queryall.logic import job_lifecycle
 from queryall.logic.polling import find_job
 from queryall.models.job import Job, JobStatus
@@ -16,9 +16,7 @@ def cancel_job(jobs: JobStore, workflow: QueryWorkflow, job_id: str, owner: str,
 
     The status changes first, conditionally on the job processing, so the one DynamoDB write decides
     between cancel and a concurrent completion; late workflow steps cannot undo it."""
-    job = find_job(jobs, job_id, now)
-    if job.owner != owner:
-        raise NotFound(f"Job not found: {job_id}")  # as for an unknown id: others' jobs are not disclosed
+    job = find_job(jobs, job_id, now, owner)
     if job.status is JobStatus.PROCESSING:
         if job_lifecycle.cancel(jobs, job_id, now):
             try:
@@ -28,7 +26,7 @@ def cancel_job(jobs: JobStore, workflow: QueryWorkflow, job_id: str, owner: str,
                 # next progress update: the job stays cancelled either way.
                 logger.warning("job cancelled but its execution could not be stopped", exc_info=True)
             return job.model_copy(update={"status": JobStatus.CANCELLED})
-        job = find_job(jobs, job_id, now)  # it finished (or was cancelled) meanwhile
+        job = find_job(jobs, job_id, now, owner)  # it finished (or was cancelled) meanwhile
     if job.status is JobStatus.CANCELLED:
         return job
     raise Conflict(f"Job {job_id} has already {job.status.value}; only a processing job can be cancelled")

@@ -24,9 +24,10 @@ def is_job_id(value: str) -> bool:
     return _JOB_ID.fullmatch(value) is not None
 
 
-def find_job(jobs: JobStore, job_id: str, now: float) -> Job:
+def find_job(jobs: JobStore, job_id: str, now: float, owner: str) -> Job:
+    """The caller's job. Another caller's job reads as unknown: its existence is not disclosed."""
     job = jobs.get(job_id) if is_job_id(job_id) else None
-    if job is None or job.is_expired(now):
+    if job is None or job.is_expired(now) or job.owner != owner:
         raise NotFound(f"Job not found: {job_id}")
     return job
 
