@@ -334,7 +334,8 @@ def run_batch(
             # Empty answers are kept too: they carry the columns even when no tenant has rows.
             if table_rows is not None:
                 bucket = result_outcome.bucket
-                labelled = table_rows.add_column(0, "_bucket", pa.array([bucket] * table_rows.num_rows, pa.string()))
+                bucket_column = pa.repeat(pa.scalar(bucket, pa.string()), table_rows.num_rows)
+                labelled = table_rows.add_column(0, "_bucket", bucket_column)
                 by_schema.setdefault(labelled.schema, []).append(labelled)
     finally:
         results.close()  # an on_tenant that stops the batch stops the worker too
