@@ -5,10 +5,14 @@ same seeded tenant files and reports the median per-tenant wall time over severa
 
 - floor: one in-memory DuckDB, ``ATTACH ... (READ_ONLY)`` / ``USE`` / query / ``DETACH`` per tenant,
   no isolation at all (the design brief's floor);
-- chosen, in process: the batch sandbox of ``queryall.logic.tenant_query`` (allowed_paths = the batch's
-  files, external access off, configuration locked, limits set), then ATTACH/DETACH per tenant;
-- chosen, as QueryBatch runs it: the same inside a forked worker process the batch can kill on a
-  timeout or memory overrun (``run_batch``: guard check, fork, results back as Arrow over a pipe);
+- folder backend ("alias"), in process: the batch's one sandbox of ``queryall.logic.tenant_query``
+  (allowed_paths = one alias path, external access off, configuration locked, limits set); each tenant
+  is hard-linked at the alias, attached, queried, detached, and the session checked for leftovers;
+- folder backend, as QueryBatch runs it: the same inside a forked worker process the batch can kill on
+  a timeout or memory overrun (``run_batch``: guard check, fork, results back as Arrow over a pipe);
+- S3 backend ("session"), as QueryBatch runs it, without the network: a sandboxed session per tenant
+  with the httpfs extension loaded (its signature checked on the first load only), allowed only the
+  tenant's own paths;
 - alternative: a fresh in-memory DuckDB per tenant, external access disabled after its ATTACH;
 - alternative: one DuckDB per batch with every tenant attached, then USE per tenant (cheap, but every
   tenant of the batch is reachable by catalog name while another's query runs).
@@ -19,6 +23,7 @@ same seeded tenant files and reports the median per-tenant wall time over severa
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +36,7 @@ sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "infra" / "local")]
 
 import duckdb  # noqa: E402
 
-from queryall.dal.tenant_databases import FolderTenantDatabases, sql_string  # noqa: E402
+from queryall.dal.tenant_databases import FolderTenantDatabases, extension_path, sql_string  # noqa: E402
 from queryall.logic.sql_guard import wrap_with_limit  # noqa: E402
 from queryall.logic.tenant_query import TenantQueryRunner, run_batch  # noqa: E402
 from queryall_local.seed import seed_tenants  # noqa: E402
@@ -52,14 +57,26 @@ def floor(paths: list[str], batch: int) -> None:
     con.close()
 
 
+class HttpfsSessionPerTenant(FolderTenantDatabases):
+    """What the S3 backend does where the query runs, less the network: a session per tenant, httpfs loaded."""
+
+    confinement = "session"
+
+    def extensions(self) -> list[str]:
+        return [extension_path("httpfs")]
+
+
 def sandbox_in_process(tenants: FolderTenantDatabases, buckets: list[str], batch: int) -> None:
     for start in range(0, len(buckets), batch):
         chunk = buckets[start: start + batch]
-        runner = TenantQueryRunner(tenants, chunk, 30, **LIMITS)
+        alias_folder = tenants.alias_folder()
+        assert alias_folder is not None
+        runner = TenantQueryRunner(tenants, chunk, 30, alias_folder=alias_folder, **LIMITS)
         for bucket in chunk:
             outcome, _ = runner.run(bucket, SQL, 1000, None)
             assert outcome.status == "ok", outcome
         runner.close()
+        os.rmdir(alias_folder)
 
 
 def sandbox_in_worker(tenants: FolderTenantDatabases, buckets: list[str], batch: int) -> None:
@@ -115,9 +132,11 @@ def main() -> None:
         paths = [tenants.location(b) for b in buckets]
         measured = {
             "floor: ATTACH/DETACH, no isolation": lambda: floor(paths, args.batch),
-            "chosen: batch sandbox, in process": lambda: sandbox_in_process(tenants, buckets, args.batch),
-            "chosen: batch sandbox in a worker process (QueryBatch)":
+            "folder (alias sandbox), in process": lambda: sandbox_in_process(tenants, buckets, args.batch),
+            "folder (alias sandbox) in a worker process (QueryBatch)":
                 lambda: sandbox_in_worker(tenants, buckets, args.batch),
+            "S3 (session per tenant, httpfs) in a worker, no network":
+                lambda: sandbox_in_worker(HttpfsSessionPerTenant(tenants.template), buckets, args.batch),
             "alternative: fresh DuckDB per tenant": lambda: fresh_instance_per_tenant(paths, args.batch),
             "alternative: attach all, USE per tenant (leaky)": lambda: attach_all_then_use(paths, args.batch),
         }

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from queryall.dal.tenant_databases import S3TenantDatabases
+from queryall.logic import tenant_query
+from queryall.logic.tenant_query import run_batch
 from queryall.settings import reset_caches
 from tests.attack_corpus import CORPUS
 from tests.conftest import CORRUPT_BUCKET, Api
@@ -197,7 +200,7 @@ def test_a_stale_or_missing_catalog_entry_falls_back_to_checking_the_tenant(
 
 
 def test_s3_backend_gives_the_same_result_as_the_folder(api: Api, admin: Api, local_stack, tenants_dir: Path,
-                                                        catalog: dict) -> None:
+                                                        catalog: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     files = tenant_files(tenants_dir)
     chosen = [*list(files)[:14], CORRUPT_BUCKET]
     s3 = local_stack.client("s3")
@@ -213,6 +216,11 @@ def test_s3_backend_gives_the_same_result_as_the_folder(api: Api, admin: Api, lo
             in_s3 = api.run(request)
             described = local_stack.runtime.invoke("RefreshCatalogFunction", {})
             everything = api.run({"sql": "SELECT count(*) AS n FROM person"})
+            # Where the query runs (guard bypassed), a tenant's session opens its own object and no other.
+            backend = S3TenantDatabases(os.environ["TENANT_DATABASES"])
+            monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+            reach = f"SELECT count(*) AS n FROM read_blob('{backend.location(chosen[1])}')"
+            reached, _ = run_batch(chosen[:2], backend, reach, 1, None, 30, memory_limit_mb=256, threads=1)
     finally:
         refresh(admin, local_stack)
         for bucket in chosen:
@@ -223,6 +231,8 @@ def test_s3_backend_gives_the_same_result_as_the_folder(api: Api, admin: Api, lo
         assert in_s3["meta"][key] == folder["meta"][key], key
     assert set(in_s3["meta"]["errors"]) == set(folder["meta"]["errors"]) == {CORRUPT_BUCKET, "not-uploaded"}
     assert all(Decimal(r[2]) >= 0 for r in in_s3["data"]["rows"])
+    assert [(o.status, o.rows) for o in reached] == [("error", 0), ("ok", 1)], reached
+    assert "disabled by configuration" in (reached[0].message or "")
     # Listing and describing tenants work against S3 too.
     assert described["tenants"] == len(chosen) and described["errors"] == 1
     assert [r[0] for r in everything["data"]["rows"]] == sorted(chosen[:-1])

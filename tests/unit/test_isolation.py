@@ -4,6 +4,7 @@ stopped where it runs, a query reads only its own tenant, and no tenant file cha
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -105,7 +106,7 @@ def test_sandbox_stops_what_the_guard_would_have(name: str, sql: str, expected: 
     assert tables == []
 
 
-def test_sandbox_allows_only_the_batch_files_and_settings_stay_locked(
+def test_sandbox_allows_only_the_alias_and_settings_stay_locked(
     tenants: TenantDatabases, pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     own, _ = pair
@@ -117,34 +118,91 @@ def test_sandbox_allows_only_the_batch_files_and_settings_stay_locked(
     assert outcomes[0].status == "ok", outcomes
     row = tables[0].to_pylist()[0]
     assert row["external"] is False and row["locked"] is True and row["temp"] == ""
-    assert sorted(row["paths"]) == sorted([tenants.location(own), tenants.location(own) + ".wal"])
+    # One alias path (and its WAL) in a private folder: no tenant's own path, not even the queried one's.
+    alias = Path(min(row["paths"]))
+    assert sorted(row["paths"]) == [str(alias), f"{alias}.wal"] and alias.name == tenant_query.ALIAS_FILE
+    assert alias.parent.name.startswith(".queryall-alias-")
+    assert not alias.parent.exists()  # removed with the batch
     assert row["memory"].startswith("244") or "MiB" in row["memory"]
 
 
-def test_each_tenant_sees_only_its_own_rows(tenants: TenantDatabases, pair: tuple[str, str]) -> None:
+class SessionPerTenant(FolderTenantDatabases):
+    """The folder backend confined the way the S3 backend is: a sandboxed session per tenant."""
+
+    confinement = "session"
+
+
+class UnlinkableFolder(FolderTenantDatabases):
+    """A folder whose files cannot be hard-linked (another file system, protected hard links)."""
+
+    def point_alias(self, alias: str, bucket: str) -> None:
+        raise OSError("Invalid cross-device link")
+
+
+READ_ANOTHER_FILE = [
+    "SELECT count(*) AS n FROM read_blob('{other}')",
+    "SELECT count(*) AS n FROM '{other}'",
+    "SELECT count(*) AS n FROM read_text('{other}.wal')",
+    "SELECT count(*) AS n FROM glob('{dir}/*')",
+]
+
+
+@pytest.mark.parametrize("confinement", [FolderTenantDatabases, SessionPerTenant, UnlinkableFolder],
+                         ids=["alias", "session", "unlinkable"])
+@pytest.mark.parametrize("sql", READ_ANOTHER_FILE)
+def test_another_tenant_of_the_same_batch_is_out_of_reach_where_the_query_runs(
+    confinement: type[FolderTenantDatabases], sql: str, tenants: TenantDatabases, pair: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the guard bypassed, a query run for `own` in a batch that also holds `other` (before and
+    after it) cannot open `other`'s file: the sandbox allows only the tenant being queried, through its
+    alias or its own session."""
     own, other = pair
-    sql = "SELECT current_database() AS db, count(*) AS n, min(email) AS first FROM person"
-    outcomes, tables = run_batch([own, other], tenants, sql, 10, None, TIMEOUT, **LIMITS)
-    assert [o.status for o in outcomes] == ["ok", "ok"]
+    backend = confinement(tenants.template)
+    monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+    outcomes, tables = run_batch([other, own, other], backend, render(sql, backend, own, other), 100, None,
+                                 TIMEOUT, **LIMITS)
+    assert outcomes[1].bucket == own and outcomes[1].status == "error", outcomes
+    assert "disabled by configuration" in (outcomes[1].message or ""), outcomes
+    assert own not in {r["_bucket"] for t in tables for r in t.to_pylist()}
+    if confinement is FolderTenantDatabases:  # the alias: not even a tenant's own file is open by path
+        assert [o.status for o in outcomes] == ["error"] * 3 and tables == [], outcomes
+
+
+@pytest.mark.parametrize("confinement", [FolderTenantDatabases, SessionPerTenant, UnlinkableFolder],
+                         ids=["alias", "session", "unlinkable"])
+def test_every_confinement_gives_each_tenant_its_own_rows(confinement: type[FolderTenantDatabases],
+                                                          tenants: TenantDatabases) -> None:
+    backend = confinement(tenants.template)
+    buckets = [t.bucket for t in tenants.list_tenants() if t.bucket != CORRUPT_BUCKET][:6]
+    sql = "SELECT count(*) AS n, min(email) AS first FROM person"
+    outcomes, tables = run_batch(buckets, backend, sql, 10, None, TIMEOUT, **LIMITS)
+    assert [o.status for o in outcomes] == ["ok"] * len(buckets), outcomes
     rows = {r["_bucket"]: (r["n"], r["first"]) for t in tables for r in t.to_pylist()}
-    for bucket in (own, other):
-        assert rows[bucket] == direct(tenants.location(bucket), "SELECT count(*), min(email) FROM person")[0]
+    assert rows == {b: direct(tenants.location(b), sql)[0] for b in buckets}
 
 
-def test_a_killed_worker_does_not_stop_the_batch(tenants: TenantDatabases, pair: tuple[str, str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_alias_leads_nowhere_while_a_query_runs(tenants: TenantDatabases, pair: tuple[str, str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alias is unlinked once its tenant is attached: a query (guard bypassed) that names it reads
+    nothing through it, so nothing of one tenant can be opened again or outlive its turn in the session."""
     own, other = pair
     monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
-    # Only the first tenant's query overruns (a huge lpad ignores DuckDB's interrupt); the next runs normally.
-    own_count = direct(tenants.location(own), "SELECT count(*) FROM person")[0][0]
-    sql = (f"SELECT length(lpad('x', CASE WHEN n = {own_count} THEN 2000000000 ELSE 1 END, 'y')) AS n "
-           "FROM (SELECT count(*) AS n FROM person)")
-    outcomes, _ = run_batch([own, other], tenants, sql, 1, None, TIMEOUT, **LIMITS)
-    statuses = {o.bucket: (o.status, o.message) for o in outcomes}
-    assert statuses[own][0] == "error" and ("timeout" in statuses[own][1] or "memory" in statuses[own][1])
-    if direct(tenants.location(other), "SELECT count(*) FROM person")[0][0] != own_count:
-        assert statuses[other] == ("ok", None)
-
-
-def test_tenant_files_are_byte_identical_afterwards(tenants_dir: Path, before: dict[str, str]) -> None:
-    assert checksums(tenants_dir) == before
+    backend = FolderTenantDatabases(tenants.template)
+    folder = backend.alias_folder()
+    assert folder is not None
+    alias = str(Path(folder) / tenant_query.ALIAS_FILE)
+    probe = (f"SELECT (SELECT count(*) FROM person) AS n, (SELECT list(path) FROM duckdb_databases() "
+             f"WHERE NOT internal AND path IS NOT NULL) AS attached, "
+             f"(SELECT count(*) FROM read_blob('{alias}')) AS through_alias")
+    runner = tenant_query.TenantQueryRunner(backend, [own, other], TIMEOUT, alias_folder=folder, **LIMITS)
+    try:
+        for bucket in (own, other):
+            seen, rows = runner.run(bucket, probe, 1, None)
+            assert seen.status == "ok" and rows is not None, seen
+            count = direct(tenants.location(bucket), "SELECT count(*) FROM person")[0][0]
+            assert rows.to_pylist() == [{"n": count, "attached": [alias], "through_alias": 0}]
+            assert not Path(alias).exists()
+    finally:
+        runner.close()
+        shutil.rmtree(folder)

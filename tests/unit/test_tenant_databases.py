@@ -151,7 +151,7 @@ def test_motherduck_lists_uses_and_describes_databases_through_one_connection(
                            "sample_data": {}, "my_db": {}})
     backend = MotherDuckTenantDatabases("md:warehouse_{bucket}?token_ssm=/queryall/md-token", connect=lambda: fake)
     monkeypatch.setattr(backend, "token", lambda: "tok'en")
-    assert not backend.confines_files and backend.allowed_paths("acme") == []
+    assert backend.confinement == "none" and backend.allowed_paths("acme") == []
     assert [(t.bucket, t.location) for t in backend.list_tenants()] == [
         ("acme", "md:warehouse_acme"), ("blue_river", "md:warehouse_blue_river")]
     assert fake.statements[:3] == [f"LOAD '{extension_path('motherduck')}'", "SET motherduck_token = 'tok''en'",

@@ -12,19 +12,28 @@ Every backend lists its tenants (with a version that changes when a database cha
 backend can tell), opens a DuckDB session able to reach them, makes one tenant the current database
 and describes tenants' tables for the catalog. duckdb is imported only where a session is opened, so
 planning with the folder or S3 backend never loads it.
+
+Each backend also says how a query session is held to one tenant's files where the query runs
+(`confinement`): DuckDB's `allowed_paths` is fixed once external access is off, so either the one
+session of a batch is allowed a single alias path that is re-pointed at each tenant in turn (folder:
+a hard link, so DuckDB sees the alias path itself and no other tenant's path is ever allowed), or each
+tenant gets a session of its own allowed only its paths (S3), or the backend needs the network and
+only the SQL guard and the configuration lock apply (MotherDuck).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from queryall.dal.aws import client
@@ -62,6 +71,20 @@ def extension_path(name: str) -> str:
     return str(path)
 
 
+# DuckDB checks an extension's signature at every LOAD: about 150 ms for httpfs, ten times a session's
+# own cost. A file whose signature a LOAD in this process has checked (same path, size and mtime) is
+# loaded without the check in later sessions; nothing else can be loaded there (external access is off).
+_verified_extensions: set[tuple[str, int, int]] = set()
+
+
+def _extension_identity(path: str) -> tuple[str, int, int]:
+    stat = os.stat(path)
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+Confinement = Literal["alias", "session", "none"]
+
+
 @dataclass(frozen=True)
 class TenantDatabase:
     bucket: str  # as listed: the database suffix
@@ -81,9 +104,10 @@ class TenantSchema:
 class TenantDatabases(ABC):
     """A backend. `template` is the URI template, `{bucket}` appearing exactly once."""
 
-    # True when a query session can be confined to the tenant databases' own paths
-    # (DuckDB's allowed_paths with external access disabled); MotherDuck needs the network.
-    confines_files = True
+    # How a query session is held to one tenant's files (module docstring): "alias" (one session per
+    # batch, allowed only an alias path re-pointed at each tenant), "session" (a session per tenant,
+    # allowed only its own paths) or "none" (the backend needs the network).
+    confinement: Confinement = "session"
 
     def __init__(self, template: str) -> None:
         if template.count("{bucket}") != 1:
@@ -111,8 +135,13 @@ class TenantDatabases(ABC):
 
     # ----------------------------------------------------------------------------- DuckDB sessions
 
+    def extensions(self) -> list[str]:
+        """Paths of the extension binaries a session LOADs before it can open these databases."""
+        return []
+
     def session_setup(self) -> list[str]:
-        """Statements a fresh DuckDB needs before it can open these databases (may hold secrets)."""
+        """Statements a fresh DuckDB runs after its extensions load, before it can open these databases
+        (may hold secrets)."""
         return []
 
     def allowed_paths(self, bucket: str) -> list[str]:
@@ -124,13 +153,18 @@ class TenantDatabases(ABC):
         """A new in-memory DuckDB with the backend set up (extensions loaded, credentials given)."""
         import duckdb
 
+        extensions = [_extension_identity(path) for path in self.extensions()]
         con = duckdb.connect(":memory:", config={
             # Nothing is fetched or loaded behind the service's back.
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "allow_community_extensions": False,
+            "allow_unsigned_extensions": bool(extensions) and all(e in _verified_extensions for e in extensions),
         })
         try:
+            for extension in extensions:
+                con.execute(f"LOAD {sql_string(extension[0])}")
+                _verified_extensions.add(extension)
             for statement in self.session_setup():
                 con.execute(statement)
         except BaseException:
@@ -138,9 +172,23 @@ class TenantDatabases(ABC):
             raise
         return con
 
-    def use(self, con: Any, bucket: str) -> str:
-        """Attach the tenant's database READ_ONLY and make it current; returns its catalog name."""
-        con.execute(f"ATTACH {sql_string(self.location(bucket))} AS {TENANT_ALIAS} (READ_ONLY)")
+    def alias_folder(self) -> str | None:
+        """A new private folder for the "alias" confinement; None where the backend has none."""
+        return None
+
+    def point_alias(self, alias: str, bucket: str) -> None:
+        raise OSError(f"{type(self).__name__} has no alias paths")
+
+    @staticmethod
+    def clear_alias(alias: str) -> None:
+        for target in (alias, alias + ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+
+    def use(self, con: Any, bucket: str, location: str | None = None) -> str:
+        """Attach the tenant's database READ_ONLY (from `location`, its alias, when given) and make it
+        current; returns its catalog name."""
+        con.execute(f"ATTACH {sql_string(location or self.location(bucket))} AS {TENANT_ALIAS} (READ_ONLY)")
         con.execute(f"USE {TENANT_ALIAS}")
         return TENANT_ALIAS
 
@@ -190,8 +238,35 @@ def _first_line(error: BaseException) -> str:
 
 
 class FolderTenantDatabases(TenantDatabases):
+    confinement: Confinement = "alias"
+
     def __init__(self, uri_template: str) -> None:
         super().__init__(uri_template.removeprefix("file://"))
+
+    def alias_folder(self) -> str | None:
+        """A new private folder on the tenant files' file system (a hard link cannot cross file
+        systems): in the temporary folder when it is on the same one, else beside the tenant files.
+        None when neither can be had; tenants then get a session each."""
+        folder = os.path.dirname(self._prefix) or "."
+        try:
+            device = os.stat(folder).st_dev
+        except OSError:
+            return None
+        for parent in (tempfile.gettempdir(), folder):
+            with contextlib.suppress(OSError):
+                if os.stat(parent).st_dev == device:
+                    return tempfile.mkdtemp(prefix=".queryall-alias-", dir=parent)
+        return None
+
+    def point_alias(self, alias: str, bucket: str) -> None:
+        """Hard-link the tenant's database, and its WAL when it has one, at `alias` (and `alias`.wal).
+        Raises OSError when a link cannot be made (another file system, protected hard links)."""
+        location = self.location(bucket)
+        for source, target in ((location, alias), (location + ".wal", alias + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            if source == location or os.path.exists(source):
+                os.link(source, target)
 
     def list_tenants(self) -> list[TenantDatabase]:
         pattern = glob.escape(self._prefix) + "*" + glob.escape(self._suffix)
@@ -216,6 +291,7 @@ class S3TenantDatabases(TenantDatabases):
         if not self.s3_bucket or key_template == uri_template or "/" in key_template.split("{bucket}")[1]:
             raise ValueError("TENANT_DATABASES for S3 must look like s3://bucket/prefix/warehouse_{bucket}.duckdb")
         self._key_prefix = key_template.split("{bucket}")[0]
+        self._setup: list[str] | None = None
 
     def list_tenants(self) -> list[TenantDatabase]:
         found = []
@@ -228,8 +304,15 @@ class S3TenantDatabases(TenantDatabases):
                     found.append(TenantDatabase(bucket, location, item.get("ETag", "").strip('"') or None))
         return sorted(found, key=lambda t: t.bucket)
 
+    def extensions(self) -> list[str]:
+        return [extension_path("httpfs")]
+
     def session_setup(self) -> list[str]:
-        return [f"LOAD {sql_string(extension_path('httpfs'))}", s3_secret_sql()]
+        # Made once per backend object (one batch): with a session per tenant, resolving the
+        # credentials again for each would cost more than the session.
+        if self._setup is None:
+            self._setup = [s3_secret_sql()]
+        return self._setup
 
 
 def s3_secret_sql() -> str:
@@ -262,7 +345,7 @@ class MotherDuckTenantDatabases(TenantDatabases):
 
     `connect` is the seam tests use in place of a real MotherDuck connection."""
 
-    confines_files = False
+    confinement: Confinement = "none"
 
     def __init__(self, uri_template: str, connect: Callable[[], Any] | None = None) -> None:
         parts = urlsplit(uri_template)
@@ -290,9 +373,11 @@ class MotherDuckTenantDatabases(TenantDatabases):
             return str(parameters.get_parameter(self.token_name, decrypt=True, max_age=300))
         return str(parameters.get_secret(self.token_name, max_age=300))
 
+    def extensions(self) -> list[str]:
+        return [extension_path("motherduck")]
+
     def session_setup(self) -> list[str]:
         return [
-            f"LOAD {sql_string(extension_path('motherduck'))}",
             f"SET motherduck_token = {sql_string(self.token())}",
             "ATTACH 'md:'",  # every database of the account; a tenant is then one USE away
         ]
@@ -304,11 +389,13 @@ class MotherDuckTenantDatabases(TenantDatabases):
         if self._connect is None:
             return super().open_session()
         con = self._connect()
+        for path in self.extensions():
+            con.execute(f"LOAD {sql_string(path)}")
         for statement in self.session_setup():
             con.execute(statement)
         return con
 
-    def use(self, con: Any, bucket: str) -> str:
+    def use(self, con: Any, bucket: str, location: str | None = None) -> str:
         name = self.database_name(bucket)
         con.execute(f"USE {sql_identifier(name)}")
         return name

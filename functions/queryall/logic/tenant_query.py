@@ -1,21 +1,31 @@
 """Running the job's query on one batch of tenant databases, each attached read-only in turn.
 
 Isolation where the query runs (the SQL guard has already confined the statement at submit, and
-checks it again here): one in-memory DuckDB per batch is sandboxed before any tenant SQL runs --
-`allowed_paths` holds only the batch's own tenant databases, external access is disabled (no other
-file, no URL, no extension install or load, no COPY/ATTACH elsewhere), temp files are off, memory and
-threads are capped, and the configuration is locked so nothing can undo it. Tenants are then attached
-READ_ONLY one at a time: while tenant A's query runs, no other tenant is attached, so no catalog name
-reaches one. The batch runs in a forked worker process, stopped from outside when a query outruns the
-timeout or the memory limit (DuckDB alone cannot always stop a single huge scalar call). Other tenants
-of the same batch are files the sandbox may open; only the SQL guard (file functions, paths as table
-names) keeps a query from naming them. Cost: `bench/isolation_cost.py`.
+checks it again here). A DuckDB session is sandboxed before any tenant SQL runs: `allowed_paths`
+holds one tenant's paths and nothing else, external access is disabled (no other file, no URL, no
+extension install or load, no COPY/ATTACH elsewhere), temp files are off, memory and threads are
+capped, and the configuration is locked so nothing can undo it. `allowed_paths` cannot change once
+external access is off, so how one session serves many tenants depends on the backend
+(`TenantDatabases.confinement`):
+
+- "alias" (folder): the batch's one session is allowed a single alias path in a private folder. Each
+  tenant's file is hard-linked there, attached, and the link removed before its query runs: the
+  query reads its tenant through the open database, while no path it may name (not even the alias)
+  leads to any file, so nothing else can be read or attached and nothing outlives the tenant's turn.
+  A tenant whose file cannot be linked gets a session of its own;
+- "session" (S3): each tenant gets a sandboxed session of its own, allowed only its own paths;
+- "none" (MotherDuck needs the network): one session for the batch with the limits and the lock only.
+
+The batch runs in a forked worker process, stopped from outside when a query outruns the timeout or
+the memory limit (DuckDB alone cannot always stop a single huge scalar call). Cost:
+`bench/isolation_cost.py`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -35,6 +45,7 @@ MAX_MESSAGE = 500
 # DuckDB's Arrow export cannot carry these faithfully (UHUGEINT overflows decimal128, BIT has no
 # Arrow type), so their columns travel as text.
 _TEXT_TYPES = ("UHUGEINT", "BIT")
+ALIAS_FILE = "tenant.duckdb"
 
 
 class QueryTimeout(RuntimeError):
@@ -61,27 +72,46 @@ def sandbox(con: duckdb.DuckDBPyConnection, allowed_paths: list[str] | None, mem
 
 
 class TenantQueryRunner:
-    """One sandboxed in-memory DuckDB per batch; tenants are attached READ_ONLY and detached in turn."""
+    """Runs tenants' queries one at a time in sandboxed DuckDB sessions (module docstring).
+
+    `alias_folder`: a private folder on the tenant files' file system for the "alias" confinement
+    (made and removed by the caller); without one, every tenant of such a backend gets its own session."""
 
     def __init__(self, tenants: TenantDatabases, buckets: list[str], timeout_seconds: float,
-                 memory_limit_mb: int, threads: int) -> None:
+                 memory_limit_mb: int, threads: int, alias_folder: str | None = None) -> None:
         self.tenants = tenants
         self.timeout_seconds = timeout_seconds
-        allowed = None
-        if tenants.confines_files:
-            allowed = sorted({path for bucket in buckets if _valid(tenants, bucket)
-                              for path in tenants.allowed_paths(bucket)})
-        self.connection = tenants.open_session()
+        self._limits = (memory_limit_mb, threads)
+        self._alias = os.path.join(alias_folder, ALIAS_FILE) if alias_folder else None
+        self._watchdog = _Watchdog(timeout_seconds)
+        self._shared: duckdb.DuckDBPyConnection | None = None
+        if tenants.confinement == "none" or (tenants.confinement == "alias" and self._alias):
+            try:
+                self._shared = self._open_shared()
+            except BaseException:
+                self._watchdog.close()
+                raise
+
+    def _open(self, allowed_paths: list[str] | None) -> duckdb.DuckDBPyConnection:
+        connection = self.tenants.open_session()
         try:
-            sandbox(self.connection, allowed, memory_limit_mb, threads)
+            sandbox(connection, allowed_paths, *self._limits)
         except BaseException:
-            self.connection.close()
+            connection.close()
             raise
-        self._watchdog = _Watchdog(self.connection, timeout_seconds)
+        return connection
+
+    def _open_shared(self) -> duckdb.DuckDBPyConnection:
+        if self.tenants.confinement == "none":
+            return self._open(None)
+        assert self._alias is not None
+        return self._open([self._alias, self._alias + ".wal"])
 
     def close(self) -> None:
         self._watchdog.close()
-        self.connection.close()
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def run(self, bucket: str, sql: str, limit: int, table: str | None) -> tuple[TenantOutcome, pa.Table | None]:
         started = time.perf_counter()
@@ -91,33 +121,59 @@ class TenantQueryRunner:
             return TenantOutcome(bucket=bucket, status=status, rows=rows, duration_ms=elapsed, message=message)
 
         try:
-            catalog = self.tenants.use(self.connection, bucket)
+            connection, location = self._session_for(bucket)
         except (duckdb.Error, ValueError) as error:
             return outcome("error", message=f"Could not open database: {_short(error)}"), None
         try:
-            if table is not None and not self._has_table(catalog, table):
-                return outcome("skipped", message=f"Table '{table}' not found"), None
-            result = self._execute_with_timeout(wrap_with_limit(sql, limit))
-            return outcome("ok", rows=result.num_rows), result
-        except QueryTimeout:
-            return outcome("error", message=f"Query exceeded the {self.timeout_seconds:g} s timeout"), None
-        except duckdb.Error as error:
-            return outcome("error", message=_short(error)), None
+            try:
+                catalog = self.tenants.use(connection, bucket, location)
+            except (duckdb.Error, ValueError) as error:
+                return outcome("error", message=f"Could not open database: {_short(error)}"), None
+            finally:
+                if location is not None:
+                    self.tenants.clear_alias(location)  # attached: the query needs no path from here on
+            try:
+                if table is not None and not self._has_table(connection, catalog, table):
+                    return outcome("skipped", message=f"Table '{table}' not found"), None
+                result = self._execute_with_timeout(connection, wrap_with_limit(sql, limit))
+                return outcome("ok", rows=result.num_rows), result
+            except QueryTimeout:
+                return outcome("error", message=f"Query exceeded the {self.timeout_seconds:g} s timeout"), None
+            except duckdb.Error as error:
+                return outcome("error", message=_short(error)), None
+            finally:
+                self.tenants.release(connection, catalog)
         finally:
-            self.tenants.release(self.connection, catalog)
+            if connection is not self._shared:
+                connection.close()
 
-    def _has_table(self, catalog: str, table: str) -> bool:
-        found = self.connection.execute(
+    def _session_for(self, bucket: str) -> tuple[duckdb.DuckDBPyConnection, str | None]:
+        """The session to run `bucket` in, and the location to attach it from (None: its own)."""
+        if self._shared is not None and self.tenants.confinement == "none":
+            return self._shared, None
+        if self._alias is not None:
+            try:
+                self.tenants.point_alias(self._alias, bucket)
+            except OSError:
+                pass  # this tenant gets a session of its own
+            else:
+                assert self._shared is not None
+                return self._shared, self._alias
+        return self._open(self.tenants.allowed_paths(bucket)), None
+
+    @staticmethod
+    def _has_table(connection: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool:
+        found = connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ? "
             "UNION ALL SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND view_name = ?",
             [catalog, table, catalog, table],
         ).fetchall()
         return any(count for (count,) in found)
 
-    def _execute_with_timeout(self, sql: str) -> pa.Table:
-        self._watchdog.arm()
+    def _execute_with_timeout(self, connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+        self._watchdog.arm(connection)
         try:
-            relation = self.connection.sql(sql)
+            relation = connection.sql(sql)
             text_columns = [name for name, kind in zip(relation.columns, relation.types, strict=True)
                             if str(kind) in _TEXT_TYPES]
             if text_columns:
@@ -136,11 +192,11 @@ class TenantQueryRunner:
 
 
 class _Watchdog:
-    """Interrupts the connection's query when it runs past the timeout. One thread for the whole batch:
+    """Interrupts the running query when it runs past the timeout. One thread for the whole batch:
     starting a timer thread per tenant cost about 1 ms each, half the ATTACH floor."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, seconds: float) -> None:
-        self._connection = connection
+    def __init__(self, seconds: float) -> None:
+        self._connection: duckdb.DuckDBPyConnection | None = None
         self._seconds = seconds
         self._changed = threading.Condition()
         self._deadline: float | None = None
@@ -148,8 +204,9 @@ class _Watchdog:
         self.fired = False
         threading.Thread(target=self._watch, name="query-watchdog", daemon=True).start()
 
-    def arm(self) -> None:
+    def arm(self, connection: duckdb.DuckDBPyConnection) -> None:
         with self._changed:
+            self._connection = connection
             self._deadline, self.fired = time.monotonic() + self._seconds, False
             self._changed.notify()
 
@@ -169,17 +226,10 @@ class _Watchdog:
                     self._changed.wait()
                 elif time.monotonic() >= self._deadline:
                     self.fired, self._deadline = True, None
-                    self._connection.interrupt()
+                    if self._connection is not None:
+                        self._connection.interrupt()
                 else:
                     self._changed.wait(self._deadline - time.monotonic())
-
-
-def _valid(tenants: TenantDatabases, bucket: str) -> bool:
-    try:
-        tenants.location(bucket)
-    except ValueError:
-        return False
-    return True
 
 
 # DuckDB checks its interrupt between chunks and its memory_limit covers its buffers only: one
@@ -204,10 +254,11 @@ def _rss_bytes(pid: int) -> int | None:
 
 
 def _worker(send: Connection, tenants: TenantDatabases, buckets: list[str], sql: str, limit: int,
-            table: str | None, timeout_seconds: float, memory_limit_mb: int, threads: int) -> None:
+            table: str | None, timeout_seconds: float, memory_limit_mb: int, threads: int,
+            alias_folder: str | None) -> None:
     """Child process: sandbox a DuckDB, then run the tenants in order, reporting each as it goes."""
     try:
-        runner = TenantQueryRunner(tenants, buckets, timeout_seconds, memory_limit_mb, threads)
+        runner = TenantQueryRunner(tenants, buckets, timeout_seconds, memory_limit_mb, threads, alias_folder)
     except BaseException as error:  # the parent reports it for every tenant
         send.send(("fatal", f"Could not start the query session: {_short(error)}"))
         return
@@ -220,8 +271,8 @@ def _worker(send: Connection, tenants: TenantDatabases, buckets: list[str], sql:
 
 
 def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
-                    timeout_seconds: float, memory_limit_mb: int,
-                    threads: int) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
+                    timeout_seconds: float, memory_limit_mb: int, threads: int,
+                    alias_folder: str | None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
     """Each tenant's outcome and rows, in order. A killed worker costs its tenant an error; a new
     worker (fresh sandbox) takes the tenants after it."""
     context = multiprocessing.get_context("fork")  # inherits the loaded modules: no re-import per batch
@@ -229,7 +280,7 @@ def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limi
     while remaining:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_worker, daemon=True, args=(
-            send, tenants, remaining, sql, limit, table, timeout_seconds, memory_limit_mb, threads))
+            send, tenants, remaining, sql, limit, table, timeout_seconds, memory_limit_mb, threads, alias_folder))
         with warnings.catch_warnings():
             # The child touches only DuckDB and the pipe, never a lock another thread may hold.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -325,7 +376,10 @@ def run_batch(
 
     outcomes: list[TenantOutcome] = []
     by_schema: dict[pa.Schema, list[pa.Table]] = {}
-    results = _run_in_workers(buckets, tenants, sql, limit, table, timeout_seconds, memory_limit_mb, threads)
+    # Made here, not in the worker, so that it is removed even when a worker is killed.
+    alias_folder = tenants.alias_folder() if tenants.confinement == "alias" else None
+    results = _run_in_workers(buckets, tenants, sql, limit, table, timeout_seconds, memory_limit_mb, threads,
+                              alias_folder)
     try:
         for result_outcome, table_rows in results:
             outcomes.append(result_outcome)
@@ -339,4 +393,6 @@ def run_batch(
                 by_schema.setdefault(labelled.schema, []).append(labelled)
     finally:
         results.close()  # an on_tenant that stops the batch stops the worker too
+        if alias_folder is not None:
+            shutil.rmtree(alias_folder, ignore_errors=True)
     return outcomes, [pa.concat_tables(tables) for tables in by_schema.values()]
