@@ -33,6 +33,9 @@ def test_counts_match_duckdb_run_directly_on_every_tenant(api: Api, tenants_dir:
     assert meta["databases_queried"] == len(files)
     assert meta["databases_errored"] == 1 and CORRUPT_BUCKET in meta["errors"]
     assert "Could not open database" in meta["errors"][CORRUPT_BUCKET]
+    # The error names the tenant's own database file, never the sandbox's alias for it.
+    assert f"/warehouse_{CORRUPT_BUCKET}.duckdb" in meta["errors"][CORRUPT_BUCKET]
+    assert "alias" not in meta["errors"][CORRUPT_BUCKET]
     assert meta["databases_skipped"] == 0 and meta["skipped"] == []
     assert meta["total_rows"] == len(files)
     assert meta["truncated"] is False

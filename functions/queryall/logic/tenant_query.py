@@ -128,7 +128,10 @@ class TenantQueryRunner:
             try:
                 catalog = self.tenants.use(connection, bucket, location)
             except (duckdb.Error, ValueError) as error:
-                return outcome("error", message=f"Could not open database: {_short(error)}"), None
+                message = _short(error)
+                if location is not None:  # the caller knows the tenant's database, not its alias
+                    message = message.replace(location, self.tenants.location(bucket))
+                return outcome("error", message=f"Could not open database: {message}"), None
             finally:
                 if location is not None:
                     self.tenants.clear_alias(location)  # attached: the query needs no path from here on
