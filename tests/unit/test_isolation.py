@@ -206,3 +206,27 @@ def test_the_alias_leads_nowhere_while_a_query_runs(tenants: TenantDatabases, pa
     finally:
         runner.close()
         shutil.rmtree(folder)
+
+
+def test_a_tenant_with_a_write_ahead_log_is_read_whole_through_the_alias(tmp_path: Path) -> None:
+    """Rows still in a tenant's WAL (not yet checkpointed) are read too: the WAL is linked beside the
+    alias while the tenant is attached, and neither file is changed."""
+    path = tmp_path / "warehouse_walled.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE person AS SELECT range AS id FROM range(10)")
+        con.execute("CHECKPOINT")
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+        con.execute("SET checkpoint_threshold = '1GB'")
+        con.execute("INSERT INTO person SELECT range + 10 FROM range(5)")
+    assert Path(f"{path}.wal").is_file()
+    before = checksums(tmp_path)
+    backend = FolderTenantDatabases(str(tmp_path / "warehouse_{bucket}.duckdb"))
+    outcomes, tables = run_batch(["walled"], backend, "SELECT count(*) AS n FROM person", 10, None, TIMEOUT,
+                                 **LIMITS)
+    assert outcomes[0].status == "ok", outcomes
+    assert tables[0].to_pylist() == [{"_bucket": "walled", "n": 15}]
+    assert checksums(tmp_path) == before
+
+
+def test_no_alias_folder_where_the_tenant_folder_does_not_exist() -> None:
+    assert FolderTenantDatabases("/nonexistent/queryall/warehouse_{bucket}.duckdb").alias_folder() is None
