@@ -12,7 +12,7 @@ from queryall.logic.catalog import catalog_entries
 from queryall.logic.distribution import distribute
 from queryall.logic.planning import plan_targets
 from queryall.logic.progress import record_plan
-from queryall.models.workflow import ExecutionInput
+from queryall.models.execution import ExecutionInput
 from queryall.observability import logger, tracer
 from queryall.settings import get_settings
 
