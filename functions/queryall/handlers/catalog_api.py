@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.api_keys import accepted_api_keys
 from queryall.dal.catalog import CatalogStore, RefreshUnavailable, start_refresh
 from queryall.errors import ServiceUnavailable
+from queryall.handlers import init_done
 from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.auth import require_admin
 from queryall.logic.catalog import databases_page
@@ -60,3 +61,6 @@ app = build_resolver(router)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

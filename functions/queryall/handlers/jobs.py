@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.workflow import QueryWorkflow
+from queryall.handlers import init_done
 from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.cancellation import cancel_job
 from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_jobs
@@ -58,3 +59,6 @@ app = build_resolver(router)
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

@@ -30,6 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall import handlers
+from queryall.handlers import init_done
 from queryall.handlers.http_api import DOCUMENTED_BY, build_resolver, error_responses, json_response, resolve
 from queryall.observability import logger
 
@@ -132,6 +133,8 @@ app = build_resolver(router)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
 
+
+init_done()
 
 if __name__ == "__main__":
     Path(sys.argv[1]).write_text(openapi_document() + "\n", encoding="utf-8")
