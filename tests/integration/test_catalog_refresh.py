@@ -10,7 +10,8 @@ import pytest
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import FolderTenantDatabases
 from queryall.errors import NotFound
-from queryall.logic.catalog import refresh_catalog, require_known_table
+from queryall.logic.catalog import refresh_catalog
+from queryall.logic.submission import require_known_table
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from queryall.logic.paging import decode_cursor
 from queryall.logic.polling import job_response_body
 from queryall.logic.response_size import escaped_lengths, escaped_size
 from queryall.models.job import Job, JobRequest, JobStatus
-from queryall.models.results import ResultFormat
+from queryall.models.result_format import ResultFormat
 from queryall.models.workflow import TenantOutcome
 
 JOB_ID = "503a73be-9119-43ba-8e30-4f278f978d49"

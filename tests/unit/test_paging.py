@@ -87,7 +87,7 @@ def test_bad_parameters_are_400_before_the_job_is_read(route: str, query: dict[s
 def test_result_urls_never_outlive_the_job() -> None:
     from queryall.logic.polling import ResultLinks
     from queryall.models.job import Job, JobRequest, JobStatus
-    from queryall.models.results import ResultFormat
+    from queryall.models.result_format import ResultFormat
 
     class Store:
         def presigned_url(self, job_id: str, result_format: str, expires_in: int) -> str:

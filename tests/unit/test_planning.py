@@ -3,7 +3,7 @@ from pathlib import Path
 from queryall.dal.tenant_databases import FolderTenantDatabases, TenantDatabase
 from queryall.logic.planning import plan_targets
 from queryall.models.catalog import CatalogTable, TenantCatalogEntry
-from queryall.models.workflow import ExecutionInput
+from queryall.models.execution import ExecutionInput
 
 
 def _tenants(tmp_path: Path, names: list[str]) -> FolderTenantDatabases:

@@ -6,17 +6,24 @@ refresh rewrites only the tenants that changed. Layout, one partition per kind:
 
 * `pk = "tenant", sk = <bucket>`: one tenant's tables and columns (`entry`, JSON);
 * `pk = "summary", sk = "tables"`: every table name any tenant has, plus when it was refreshed.
+
+Submit reads only the summary: the tenants' entry models are imported by the methods that read or
+write them (the functions that call those import `models.catalog` anyway), not at submit's cold start.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from queryall.dal.aws import client
-from queryall.models.catalog import CatalogSummary, TenantCatalogEntry
+from queryall.models.catalog_summary import CatalogSummary
+
+if TYPE_CHECKING:
+    from queryall.models.catalog import TenantCatalogEntry
 
 _TENANT = "tenant"
 _SUMMARY_KEY = {"pk": {"S": "summary"}, "sk": {"S": "tables"}}
@@ -49,6 +56,8 @@ class CatalogStore:
         }
         if after is not None:
             kwargs["ExclusiveStartKey"] = {"pk": {"S": _TENANT}, "sk": {"S": after}}
+        from queryall.models.catalog import TenantCatalogEntry
+
         response = client("dynamodb").query(**kwargs)
         entries = [TenantCatalogEntry.model_validate_json(item["entry"]["S"]) for item in response["Items"]]
         last = response.get("LastEvaluatedKey")
@@ -56,6 +65,8 @@ class CatalogStore:
 
     def entries(self) -> dict[str, TenantCatalogEntry]:
         """Every tenant in the catalog, by bucket."""
+        from queryall.models.catalog import TenantCatalogEntry
+
         found: dict[str, TenantCatalogEntry] = {}
         paginator = client("dynamodb").get_paginator("query")
         pages = paginator.paginate(

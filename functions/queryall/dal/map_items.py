@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from queryall.dal.aws import client
-from queryall.dal.partial_results import job_prefix
+from queryall.dal.result_files import job_prefix
 from queryall.models.workflow import MapItem
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from queryall.dal.aws import client
+from queryall.dal.result_files import job_prefix
 from queryall.models.workflow import BatchSummary
-
-
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/"
 
 
 def partial_key(job_id: str, batch_index: int, part: int) -> str:

@@ -11,7 +11,6 @@ import io
 from pathlib import Path
 
 from queryall.dal.aws import client
-from queryall.dal.partial_results import job_prefix
 
 # Object name and content type of each format of the full result.
 RESULT_FILES = {
@@ -20,6 +19,11 @@ RESULT_FILES = {
     "csv": ("result.csv", "text/csv; charset=utf-8"),
     "parquet": ("result.parquet", "application/vnd.apache.parquet"),
 }
+
+
+def job_prefix(job_id: str) -> str:
+    """Where every object of a job lives: its partial results, map items and full result."""
+    return f"jobs/{job_id}/"
 
 
 def result_key(job_id: str, result_format: str) -> str:

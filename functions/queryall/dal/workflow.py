@@ -5,7 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from queryall.dal.aws import client
-from queryall.models.workflow import ExecutionInput
+from queryall.models.execution import ExecutionInput
 
 
 class WorkflowStartFailed(RuntimeError):

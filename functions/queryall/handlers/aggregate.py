@@ -12,6 +12,7 @@ from queryall.dal.jobs import JobStore
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.partial_results import PartialResultStore
 from queryall.dal.result_files import ResultStore
+from queryall.handlers import init_done
 from queryall.logic import job_lifecycle
 from queryall.logic.aggregation import collect, completed_item
 from queryall.logic.distribution import planned_batches
@@ -48,3 +49,6 @@ def handler(event: AggregateInput, context: LambdaContext) -> dict:
     metrics.add_metric(name="Rows", unit="Count", value=result.table.num_rows)
     logger.info("aggregated", extra={"total_rows": meta["total_rows"], "truncated": meta["truncated"]})
     return {"completed": completed}
+
+
+init_done()

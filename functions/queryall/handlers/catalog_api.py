@@ -12,10 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.api_keys import accepted_api_keys
 from queryall.dal.catalog import CatalogStore, RefreshUnavailable, start_refresh
 from queryall.errors import ServiceUnavailable
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.auth import require_admin
 from queryall.logic.catalog import databases_page
-from queryall.models.catalog import DatabasesResponse, RefreshResponse, RefreshStarted
+from queryall.models.catalog import RefreshResponse, RefreshStarted
 from queryall.observability import logger
 from queryall.settings import get_settings
 
@@ -25,8 +26,7 @@ router = Router()
 @router.get(
     "/query-all/databases",
     summary="Tenant databases with their tables and columns, from the catalog",
-    responses={200: {"description": "A page of tenants in bucket order",
-                     "content": {"application/json": {"model": DatabasesResponse}}},
+    responses={200: documented("A page of tenants in bucket order", "catalog.DatabasesResponse"),
                **error_responses(400, 401)},
 )
 def list_databases(
@@ -40,8 +40,7 @@ def list_databases(
 @router.post(
     "/query-all/catalog/refresh",
     summary="Refresh the table catalog now (admin key only)",
-    responses={202: {"description": "The refresh is running",
-                     "content": {"application/json": {"model": RefreshResponse}}},
+    responses={202: documented("The refresh is running", "catalog.RefreshResponse"),
                **error_responses(401, 403, 503)},
 )
 def refresh_catalog() -> Response[str]:
@@ -62,3 +61,6 @@ app = build_resolver(router)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
+from queryall.handlers import init_done
 from queryall.logic import job_lifecycle
 from queryall.logic.step_errors import describe_step_error
 from queryall.models.workflow import FailJobInput
@@ -27,3 +28,6 @@ def handler(event: FailJobInput, context: LambdaContext) -> dict:
     jobs = JobStore(get_settings().require("jobs_table"))
     changed = job_lifecycle.fail(jobs, event.job_id, event.error_code, message, time.time())
     return {"failed": changed}
+
+
+init_done()

@@ -12,11 +12,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.cancellation import cancel_job
 from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_jobs
 from queryall.logic.polling import job_response_body
-from queryall.models.job_views import CancelResponse, JobListResponse
+from queryall.models.job_views import JobListResponse
 from queryall.observability import logger, metrics
 from queryall.settings import get_settings
 
@@ -26,8 +27,8 @@ router = Router()
 @router.get(
     "/query-all/jobs",
     summary="List your jobs, newest first",
-    responses={200: {"description": "A page of the caller's jobs, newest first, without results",
-                     "content": {"application/json": {"model": JobListResponse}}},
+    responses={200: documented("A page of the caller's jobs, newest first, without results",
+                               "job_views.JobListResponse"),
                **error_responses(400, 401)},
 )
 def list_own_jobs(
@@ -40,8 +41,7 @@ def list_own_jobs(
 
 
 @router.delete("/query-all/jobs/<jobId>", summary="Cancel a job", responses={
-    200: {"description": "The job is cancelled (also when it already was)",
-          "content": {"application/json": {"model": CancelResponse}}},
+    200: documented("The job is cancelled (also when it already was)", "job_views.CancelResponse"),
     **error_responses(401, 404, 409),
 })
 def cancel(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter name)
@@ -59,3 +59,6 @@ app = build_resolver(router)
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

@@ -5,6 +5,9 @@ are found by reading the package's sources, so workflow handlers (which load duc
 never imported and a route module added later is documented without a change here. Route modules keep
 duckdb and pyarrow out of their imports for the same reason (and for their own cold start).
 
+Responses name the models that document them (``http_api.documented``); the models are imported and
+put in here, so the API functions never load them.
+
 ``python -m queryall.handlers.openapi docs/openapi.json`` writes the document (``make openapi``).
 """
 
@@ -14,10 +17,12 @@ import copy
 import functools
 import importlib
 import json
+import operator
 import pkgutil
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -25,7 +30,8 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall import handlers
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import DOCUMENTED_BY, build_resolver, error_responses, json_response, resolve
 from queryall.observability import logger
 
 router = Router()
@@ -50,14 +56,44 @@ def api_routers() -> list[Router]:
     return routers
 
 
+def _model(names: tuple[str, ...]) -> Any:
+    """The model named "module.Class" in queryall.models; several names make their union."""
+    models = []
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        models.append(getattr(importlib.import_module(f"queryall.models.{module}"), attribute))
+    return functools.reduce(operator.or_, models)
+
+
+def _with_models(part: Any) -> Any:
+    """A route's key part; in its responses (status code: response), model names replaced by the models."""
+    if not isinstance(part, dict) or not all(isinstance(code, int) for code in part):
+        return part
+    resolved = {code: {**response, "content": {
+        media: {"model": _model(content[DOCUMENTED_BY])} if DOCUMENTED_BY in content else content
+        for media, content in response["content"].items()}} if "content" in response else response
+        for code, response in part.items()}
+    return type(part)(resolved)  # Powertools' hashable dict: the responses are part of the route's key
+
+
+def _documented(api_router: Router) -> Router:
+    """A copy of a route module's router, its responses holding their models.
+
+    A copy: including a router points it at the including resolver, and the original must keep serving
+    its own function (the local stack runs every function in one process)."""
+    documented = copy.copy(api_router)
+    documented._routes = {tuple(map(_with_models, key)): func for key, func in api_router._routes.items()}
+    documented._routes_with_middleware = {tuple(map(_with_models, key)): middlewares
+                                          for key, middlewares in api_router._routes_with_middleware.items()}
+    return documented
+
+
 @functools.cache
 def openapi_document() -> str:
     # Without validation: the resolver would document its 422 validation response, where ours answer 400.
     app = APIGatewayHttpResolver()
     for api_router in api_routers():
-        # A copy: including a router points it at the including resolver, and the original must keep
-        # serving its own function (the local stack runs every function in one process).
-        app.include_router(copy.copy(api_router))
+        app.include_router(_documented(api_router))
     document = json.loads(app.get_openapi_json_schema(
         title=TITLE, version=VERSION, description=DESCRIPTION,
         security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
@@ -97,6 +133,8 @@ app = build_resolver(router)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
 
+
+init_done()
 
 if __name__ == "__main__":
     Path(sys.argv[1]).write_text(openapi_document() + "\n", encoding="utf-8")

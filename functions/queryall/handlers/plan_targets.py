@@ -8,11 +8,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import tenant_databases
+from queryall.handlers import init_done
 from queryall.logic.catalog import catalog_entries
 from queryall.logic.distribution import distribute
 from queryall.logic.planning import plan_targets
 from queryall.logic.progress import record_plan
-from queryall.models.workflow import ExecutionInput
+from queryall.models.execution import ExecutionInput
 from queryall.observability import logger, tracer
 from queryall.settings import get_settings
 
@@ -39,3 +40,6 @@ def handler(event: ExecutionInput, context: LambdaContext) -> dict:
     record_plan(JobProgressCounters(settings.require("jobs_table")), event.job_id, plan.databases_total,
                 len(plan.missing))
     return plan.model_dump(mode="json")
+
+
+init_done()

@@ -12,9 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.polling import ResultLinks, find_job, job_response_body
-from queryall.models.results import FORMAT_DESCRIPTION, CompletedJobResponse, JobStateResponse, ResultFormat
+from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger
 from queryall.settings import get_settings
 
@@ -25,9 +26,9 @@ router = Router()
     "/query-all/jobs/<jobId>",
     summary="Poll a job",
     responses={
-        200: {"description": "Completed: the first rows of the result (as many as fit), its schema and a link "
-                             "to all of it. Processing or failed: the job's status.",
-              "content": {"application/json": {"model": CompletedJobResponse | JobStateResponse}}},
+        200: documented("Completed: the first rows of the result (as many as fit), its schema and a link "
+                        "to all of it. Processing or failed: the job's status.",
+                        "results.CompletedJobResponse", "results.JobStateResponse"),
         **error_responses(400, 401, 404),
     },
 )
@@ -49,3 +50,6 @@ app = build_resolver(router)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.partial_results import PartialResultStore, partial_key
 from queryall.dal.tenant_databases import tenant_databases
+from queryall.handlers import init_done
 from queryall.logic.combined_result import ipc_stream
 from queryall.logic.progress import BatchProgress, JobNoLongerProcessing
 from queryall.logic.tenant_query import run_batch
@@ -68,3 +69,6 @@ def handler(event: BatchInput, context: LambdaContext) -> dict:
     metrics.add_metric(name="DatabasesQueried", unit="Count", value=sum(o.status == "ok" for o in outcomes))
     metrics.add_metric(name="DatabasesErrored", unit="Count", value=sum(o.status == "error" for o in outcomes))
     return BatchResult(batch_index=event.batch.batch_index, databases=len(outcomes), rows=rows).model_dump()
+
+
+init_done()

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import tenant_databases
+from queryall.handlers import init_done
 from queryall.logic.catalog import refresh_catalog
 from queryall.observability import logger, tracer
 from queryall.settings import get_settings
@@ -21,3 +22,6 @@ def handler(event: dict, context: LambdaContext) -> dict:
                              CatalogStore(settings.require("catalog_table")), time.time())
     logger.info("catalog refreshed", extra=result.model_dump())
     return result.model_dump()
+
+
+init_done()

@@ -13,11 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.errors import Conflict
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.paging import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, decode_cursor
 from queryall.logic.polling import ResultLinks, find_job
 from queryall.models.job import JobStatus
-from queryall.models.results import FORMAT_DESCRIPTION, ResultFormat, ResultsPageResponse
+from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger
 from queryall.settings import get_settings
 
@@ -28,9 +29,9 @@ router = Router()
     "/query-all/jobs/<jobId>/results",
     summary="Page through a completed job's full result",
     responses={
-        200: {"description": "Up to page_size rows from the cursor on (fewer when they would make the response "
-                             "too large); meta.next_cursor continues, null after the last row.",
-              "content": {"application/json": {"model": ResultsPageResponse}}},
+        200: documented("Up to page_size rows from the cursor on (fewer when they would make the response "
+                        "too large); meta.next_cursor continues, null after the last row.",
+                        "results.ResultsPageResponse"),
         **error_responses(400, 401, 404, 409, 413),
     },
 )
@@ -64,3 +65,6 @@ app = build_resolver(router)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from queryall.handlers import init_done
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
 from queryall.observability import logger
 
@@ -17,3 +18,6 @@ def handler(event: dict, context: LambdaContext) -> dict:
         return {"ok": True, "sql": check_read_only_select(sql)}
     except SqlRejected as rejection:
         return {"ok": False, "message": str(rejection)}
+
+
+init_done()

@@ -12,7 +12,8 @@ from queryall.dal.catalog import CatalogStore
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
 from queryall.observability import logger, metrics
@@ -22,7 +23,7 @@ router = Router()
 
 
 @router.post("/query-all", summary="Submit a query", responses={
-    202: {"description": "Job accepted", "content": {"application/json": {"model": SubmitResponse}}},
+    202: documented("Job accepted", "api.SubmitResponse"),
     **error_responses(400, 401, 404, 503),
 })
 def submit(body: SubmitRequest) -> Response[str]:
@@ -47,3 +48,6 @@ app = build_resolver(router)
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

@@ -13,12 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
-from queryall.handlers.http_api import build_resolver, error_responses, json_response, resolve
+from queryall.handlers import init_done
+from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
 from queryall.logic.polling import ResultLinks, job_response_body
 from queryall.logic.waiting import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, parse_job_ids, wait_for_jobs
 from queryall.models.job import Job
-from queryall.models.job_views import WaitResponse
-from queryall.models.results import ResultFormat
+from queryall.models.result_format import ResultFormat
 from queryall.observability import logger
 from queryall.settings import get_settings
 
@@ -28,8 +28,7 @@ router = Router()
 @router.get(
     "/query-all/wait",
     summary="Wait until jobs finish (up to 25 s)",
-    responses={200: {"description": "Finished jobs, the ids still to wait for, and unknown ids",
-                     "content": {"application/json": {"model": WaitResponse}}},
+    responses={200: documented("Finished jobs, the ids still to wait for, and unknown ids", "job_views.WaitResponse"),
                **error_responses(400, 401)},
 )
 def wait(
@@ -62,3 +61,6 @@ app = build_resolver(router)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     return resolve(app, event, context)
+
+
+init_done()

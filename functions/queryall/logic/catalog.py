@@ -1,4 +1,7 @@
-"""Keeping the table catalog in step with the tenant databases, and reading it back."""
+"""Keeping the table catalog in step with the tenant databases, and reading it back.
+
+Submit's check of `table` against the catalog is `logic.submission.require_known_table`.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import BUCKET_ID, TenantDatabases
-from queryall.errors import InvalidRequest, NotFound
+from queryall.errors import InvalidRequest
 from queryall.models.catalog import (
-    CatalogSummary,
     DatabasesMeta,
     DatabasesResponse,
     RefreshResult,
     TenantCatalogEntry,
 )
+from queryall.models.catalog_summary import CatalogSummary
 from queryall.observability import logger
 
 
@@ -49,18 +52,6 @@ def refresh_catalog(tenants: TenantDatabases, store: CatalogStore, now: float) -
     return RefreshResult(tenants=len(listed), read=len(written), unchanged=len(listed) - len(written),
                          removed=len(removed), errors=sum(e.error is not None for e in written),
                          refreshed_at=refreshed_at)
-
-
-def require_known_table(store: CatalogStore, table: str) -> None:
-    """Raise NotFound when the catalog says no tenant has `table` (one read). Without a catalog yet (or
-    when it cannot be read) nothing is known to be missing, so nothing is refused."""
-    try:
-        summary = store.summary()
-    except (ClientError, BotoCoreError):
-        logger.warning("catalog unavailable; the table is checked when tenants are queried", exc_info=True)
-        return
-    if summary is not None and not summary.knows_table(table):
-        raise NotFound(f"Unknown table: {table}")
 
 
 def catalog_entries(table_name: str) -> dict[str, TenantCatalogEntry]:

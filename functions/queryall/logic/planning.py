@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from queryall.dal.tenant_databases import TenantDatabase, TenantDatabases, database_suffix
 from queryall.models.catalog import TenantCatalogEntry
-from queryall.models.workflow import Batch, ExecutionInput, Plan
+from queryall.models.execution import ExecutionInput
+from queryall.models.workflow import Batch, Plan
 
 
 def skip_message(table: str) -> str:

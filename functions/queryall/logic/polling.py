@@ -15,7 +15,7 @@ from queryall.dal.result_files import ResultStore
 from queryall.errors import NotFound
 from queryall.logic.paging import next_cursor
 from queryall.models.job import Job, JobStatus
-from queryall.models.results import ResultFormat
+from queryall.models.result_format import ResultFormat
 
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -20,7 +20,7 @@ from queryall.logic.polling import ResultLinks, completed_meta
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_lengths, escaped_size
 from queryall.logic.result_export import ARROW_BATCH_ROWS
 from queryall.models.job import Job
-from queryall.models.results import ResultFormat
+from queryall.models.result_format import ResultFormat
 
 # Rows rendered to JSON at a time while filling a response.
 RENDER_CHUNK_ROWS = 20_000

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
-from queryall.errors import InvalidSql, ServiceUnavailable
+from queryall.errors import InvalidSql, NotFound, ServiceUnavailable
 from queryall.logic import job_lifecycle
-from queryall.logic.catalog import require_known_table
 from queryall.models.api import SubmitRequest
+from queryall.models.execution import ExecutionInput
 from queryall.models.job import Job, JobRequest
-from queryall.models.workflow import ExecutionInput
 from queryall.observability import logger, metrics
 
 
@@ -53,3 +54,15 @@ def submit_job(
         raise ServiceUnavailable("Could not start the query; the job was marked failed, try again") from error
     metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
     return job
+
+
+def require_known_table(store: CatalogStore, table: str) -> None:
+    """Raise NotFound when the catalog says no tenant has `table` (one read). Without a catalog yet (or
+    when it cannot be read) nothing is known to be missing, so nothing is refused."""
+    try:
+        summary = store.summary()
+    except (ClientError, BotoCoreError):
+        logger.warning("catalog unavailable; the table is checked when tenants are queried", exc_info=True)
+        return
+    if summary is not None and not summary.knows_table(table):
+        raise NotFound(f"Unknown table: {table}")

@@ -1,4 +1,7 @@
-"""The table catalog: which tables (and columns) each tenant database has."""
+"""The table catalog: which tables (and columns) each tenant database has.
+
+The summary of every table name, which submit reads, is `models.catalog_summary.CatalogSummary`.
+"""
 
 from __future__ import annotations
 
@@ -36,17 +39,6 @@ class TenantCatalogEntry(BaseModel):
     def describes(self, version: str | None) -> bool:
         """True when this entry can stand in for opening the database now (same known version)."""
         return self.error is None and self.version is not None and self.version == version
-
-
-class CatalogSummary(BaseModel):
-    """Every table name any tenant has, so submit can answer "Unknown table" with one read."""
-
-    tables: list[str]
-    tenants: int
-    refreshed_at: str
-
-    def knows_table(self, table: str) -> bool:
-        return table.lower() in {t.lower() for t in self.tables}
 
 
 class RefreshResult(BaseModel):

@@ -6,28 +6,11 @@ models are what the OpenAPI document shows and what the end-to-end tests validat
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from queryall.models.job import JobProgress
-
-
-class ResultFormat(StrEnum):
-    """How a response carries the result: `json` rows, a base64 `arrow` IPC stream, or (`csv`,
-    `parquet`) JSON rows plus `meta.result_url` pointing at the full result in that format."""
-
-    JSON = "json"
-    ARROW = "arrow"
-    CSV = "csv"
-    PARQUET = "parquet"
-
-
-FORMAT_DESCRIPTION = (
-    "json (default): rows as JSON arrays. arrow: the same rows as a base64 Arrow IPC stream in data.result. "
-    "csv, parquet: JSON rows, with meta.result_url pointing at the full result in that format."
-)
 
 
 class ColumnType(BaseModel):

@@ -1,20 +1,13 @@
-"""Inputs and outputs of the state machine's steps (all small: Step Functions caps payloads at 256 KB)."""
+"""Inputs and outputs of the state machine's steps (all small: Step Functions caps payloads at 256 KB).
+
+The execution's own input, `ExecutionInput`, is in `models.execution`.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-
-
-class ExecutionInput(BaseModel):
-    job_id: str
-    submitted_at: float
-    sql: str | None = None
-    question: str | None = None
-    buckets: list[str] | None = None
-    limit: int
-    table: str | None = None
 
 
 class Batch(BaseModel):

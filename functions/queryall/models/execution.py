@@ -1,0 +1,19 @@
+"""The query workflow's input: what submit starts an execution with and PlanTargets reads.
+
+Its own module, apart from the other steps' models (`models.workflow`): submit builds only this one,
+and each pydantic model costs its schema build at import (submit's cold start).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class ExecutionInput(BaseModel):
+    job_id: str
+    submitted_at: float
+    sql: str | None = None
+    question: str | None = None
+    buckets: list[str] | None = None
+    limit: int
+    table: str | None = None
