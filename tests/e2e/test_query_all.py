@@ -54,7 +54,7 @@ def test_group_by_with_table_reports_skipped_tenants(api: Api, tenants_dir: Path
                 for row in direct(path, sql)]
     assert body["data"]["columns"] == ["_bucket", "currency", "total", "payments"]
     # DECIMAL sums arrive as exact JSON numbers.
-    assert [[b, c, Decimal(t), n] for b, c, t, n in body["data"]["rows"]] == expected
+    assert [[b, c, Decimal(t), n] for b, c, t, n in body["data"]["rows"]] == expected, body["meta"]
 
 
 def test_requested_buckets_and_unknown_bucket(api: Api, tenants_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -230,3 +231,40 @@ def test_a_tenant_with_a_write_ahead_log_is_read_whole_through_the_alias(tmp_pat
 
 def test_no_alias_folder_where_the_tenant_folder_does_not_exist() -> None:
     assert FolderTenantDatabases("/nonexistent/queryall/warehouse_{bucket}.duckdb").alias_folder() is None
+
+
+def _hang_in_setup_while(marker: Path, hangs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers hang while the session is set up (as one forked while another thread held a DuckDB lock
+    would), the first `hangs` of them; the marker file counts them across the forked processes."""
+    setup = tenant_query.TenantQueryRunner.__init__
+
+    def hanging_setup(self, *args, **kwargs):
+        started = len(marker.read_text()) if marker.exists() else 0
+        marker.write_text("x" * (started + 1))
+        if started < hangs:
+            time.sleep(60)
+        setup(self, *args, **kwargs)
+
+    monkeypatch.setattr(tenant_query.TenantQueryRunner, "__init__", hanging_setup)
+    monkeypatch.setattr(tenant_query, "_SETUP_TIMEOUT_SECONDS", 0.5)
+
+
+def test_a_worker_that_never_gets_ready_is_replaced_at_no_tenant_s_cost(
+    tenants: TenantDatabases, pair: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hang_in_setup_while(tmp_path / "workers", tenant_query._SETUP_ATTEMPTS - 1, monkeypatch)
+    outcomes, tables = run_batch(list(pair), tenants, "SELECT count(*) AS n FROM person", 1, None, TIMEOUT,
+                                 **LIMITS)
+    assert [(o.bucket, o.status) for o in outcomes] == [(b, "ok") for b in pair], outcomes
+    assert len((tmp_path / "workers").read_text()) == tenant_query._SETUP_ATTEMPTS
+    assert sorted(r["_bucket"] for t in tables for r in t.to_pylist()) == sorted(pair)
+
+
+def test_workers_that_never_get_ready_fail_the_batch_after_a_few_attempts(
+    tenants: TenantDatabases, pair: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hang_in_setup_while(tmp_path / "workers", 99, monkeypatch)
+    outcomes, tables = run_batch(list(pair), tenants, "SELECT count(*) AS n FROM person", 1, None, TIMEOUT,
+                                 **LIMITS)
+    assert [(o.status, o.message) for o in outcomes] == [("error", "Could not start the query session in time")] * 2
+    assert tables == [] and len((tmp_path / "workers").read_text()) == tenant_query._SETUP_ATTEMPTS

@@ -240,8 +240,17 @@ class _Watchdog:
 # gigabytes. So the batch's queries run in a child process that the parent can stop: killed when its
 # tenant runs this long past the timeout, or grows past the memory limit by this much.
 _KILL_GRACE_SECONDS = 2.0
-_SETUP_TIMEOUT_SECONDS = 120.0
 _POLL_SECONDS = 0.05
+# A worker forked while another thread of the parent was inside DuckDB (the local stack runs every
+# function in one process) can inherit a lock that is never released and hang before its session is
+# ready. Setup takes milliseconds (seconds for MotherDuck), so a worker that is not ready in time is
+# replaced, and only after a few such attempts are the batch's tenants reported as failed.
+_SETUP_TIMEOUT_SECONDS = 20.0
+_SETUP_ATTEMPTS = 3
+
+
+class _SetupStalled(Exception):
+    """The worker did not become ready in time; no tenant of it has started."""
 
 
 def _hard_memory_limit_bytes(memory_limit_mb: int) -> int:
@@ -277,9 +286,11 @@ def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limi
                     timeout_seconds: float, memory_limit_mb: int, threads: int,
                     alias_folder: str | None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
     """Each tenant's outcome and rows, in order. A killed worker costs its tenant an error; a new
-    worker (fresh sandbox) takes the tenants after it."""
+    worker (fresh sandbox) takes the tenants after it. A worker that never gets ready is replaced and
+    costs no tenant anything, up to `_SETUP_ATTEMPTS` times."""
     context = multiprocessing.get_context("fork")  # inherits the loaded modules: no re-import per batch
     remaining = list(buckets)
+    stalls = 0
     while remaining:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_worker, daemon=True, args=(
@@ -291,6 +302,13 @@ def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limi
         send.close()
         try:
             yield from _follow(process, receive, remaining, timeout_seconds, memory_limit_mb)
+        except _SetupStalled:
+            stalls += 1
+            if stalls >= _SETUP_ATTEMPTS:
+                while remaining:
+                    bucket = remaining.pop(0)
+                    yield TenantOutcome(bucket=bucket, status="error",
+                                        message="Could not start the query session in time"), None
         finally:
             if process.is_alive():
                 process.kill()
@@ -341,8 +359,8 @@ def _follow(process: BaseProcess, receive: Connection, remaining: list[str], tim
             yield fail(f"Query process ended unexpectedly (exit code {process.exitcode})")
             return
         if current is None and baseline is None and now - started > _SETUP_TIMEOUT_SECONDS:
-            yield fail("Could not start the query session in time")
-            return
+            process.kill()
+            raise _SetupStalled()
         if current is not None and now - started > timeout_seconds + _KILL_GRACE_SECONDS:
             process.kill()
             yield fail(f"Query exceeded the {timeout_seconds:g} s timeout")
