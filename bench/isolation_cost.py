@@ -71,7 +71,7 @@ def sandbox_in_process(tenants: FolderTenantDatabases, buckets: list[str], batch
         chunk = buckets[start: start + batch]
         alias_folder = tenants.alias_folder()
         assert alias_folder is not None
-        runner = TenantQueryRunner(tenants, chunk, 30, alias_folder=alias_folder, **LIMITS)
+        runner = TenantQueryRunner(tenants, 30, alias_folder=alias_folder, **LIMITS)
         for bucket in chunk:
             outcome, _ = runner.run(bucket, SQL, 1000, None)
             assert outcome.status == "ok", outcome

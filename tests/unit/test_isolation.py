@@ -196,7 +196,7 @@ def test_the_alias_leads_nowhere_while_a_query_runs(tenants: TenantDatabases, pa
     probe = (f"SELECT (SELECT count(*) FROM person) AS n, (SELECT list(path) FROM duckdb_databases() "
              f"WHERE NOT internal AND path IS NOT NULL) AS attached, "
              f"(SELECT count(*) FROM read_blob('{alias}')) AS through_alias")
-    runner = tenant_query.TenantQueryRunner(backend, [own, other], TIMEOUT, alias_folder=folder, **LIMITS)
+    runner = tenant_query.TenantQueryRunner(backend, TIMEOUT, alias_folder=folder, **LIMITS)
     try:
         for bucket in (own, other):
             seen, rows = runner.run(bucket, probe, 1, None)

@@ -77,8 +77,8 @@ class TenantQueryRunner:
     `alias_folder`: a private folder on the tenant files' file system for the "alias" confinement
     (made and removed by the caller); without one, every tenant of such a backend gets its own session."""
 
-    def __init__(self, tenants: TenantDatabases, buckets: list[str], timeout_seconds: float,
-                 memory_limit_mb: int, threads: int, alias_folder: str | None = None) -> None:
+    def __init__(self, tenants: TenantDatabases, timeout_seconds: float, memory_limit_mb: int, threads: int,
+                 alias_folder: str | None = None) -> None:
         self.tenants = tenants
         self.timeout_seconds = timeout_seconds
         self._limits = (memory_limit_mb, threads)
@@ -270,7 +270,7 @@ def _worker(send: Connection, tenants: TenantDatabases, buckets: list[str], sql:
             alias_folder: str | None) -> None:
     """Child process: sandbox a DuckDB, then run the tenants in order, reporting each as it goes."""
     try:
-        runner = TenantQueryRunner(tenants, buckets, timeout_seconds, memory_limit_mb, threads, alias_folder)
+        runner = TenantQueryRunner(tenants, timeout_seconds, memory_limit_mb, threads, alias_folder)
     except BaseException as error:  # the parent reports it for every tenant
         send.send(("fatal", f"Could not start the query session: {_short(error)}"))
         return
