@@ -186,7 +186,10 @@ def test_interrupt_while_waiting_says_how_to_follow_up(api: Api, tenants_dir: Pa
     process = subprocess.Popen([sys.executable, "-m", "queryall_local", "query", "--sql", sql,
                                 "--bucket", next(iter(tenant_files(tenants_dir)))],
                                cwd=ROOT, env=cli_env(api), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               # Ctrl-C as on a terminal, even when this run was started in the background
+                               # (a shell starts background jobs with SIGINT ignored, and children inherit it).
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stderr is not None
     submitted = process.stderr.readline()
     job_id = re.fullmatch(r"job ([0-9a-f-]{36}) submitted\n", submitted).group(1)
