@@ -24,6 +24,7 @@ only the SQL guard and the configuration lock apply (MotherDuck).
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import importlib.util
 import os
@@ -57,6 +58,7 @@ def sql_identifier(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
+@functools.cache  # looked up once per process: a session per tenant (S3) would repeat it per tenant
 def extension_path(name: str) -> str:
     """The extension binary shipped in the `duckdb-extension-<name>` wheel (LOADed by path: offline,
     and nothing is written to the home directory, which is read-only on Lambda)."""
@@ -262,11 +264,10 @@ class FolderTenantDatabases(TenantDatabases):
         """Hard-link the tenant's database, and its WAL when it has one, at `alias` (and `alias`.wal).
         Raises OSError when a link cannot be made (another file system, protected hard links)."""
         location = self.location(bucket)
-        for source, target in ((location, alias), (location + ".wal", alias + ".wal")):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-            if source == location or os.path.exists(source):
-                os.link(source, target)
+        self.clear_alias(alias)
+        os.link(location, alias)
+        if os.path.exists(location + ".wal"):
+            os.link(location + ".wal", alias + ".wal")
 
     def list_tenants(self) -> list[TenantDatabase]:
         pattern = glob.escape(self._prefix) + "*" + glob.escape(self._suffix)
