@@ -85,6 +85,8 @@ class TenantQueryRunner:
         self._alias = os.path.join(alias_folder, ALIAS_FILE) if alias_folder else None
         self._watchdog = _Watchdog(timeout_seconds)
         self._shared: duckdb.DuckDBPyConnection | None = None
+        self._wrap_key: tuple[str, int] | None = None
+        self._wrap = ""
         if tenants.confinement == "none" or (tenants.confinement == "alias" and self._alias):
             try:
                 self._shared = self._open_shared()
@@ -138,7 +140,7 @@ class TenantQueryRunner:
             try:
                 if table is not None and not self._has_table(connection, catalog, table):
                     return outcome("skipped", message=f"Table '{table}' not found"), None
-                result = self._execute_with_timeout(connection, wrap_with_limit(sql, limit))
+                result = self._execute_with_timeout(connection, self._wrapped(sql, limit))
                 return outcome("ok", rows=result.num_rows), result
             except QueryTimeout:
                 return outcome("error", message=f"Query exceeded the {self.timeout_seconds:g} s timeout"), None
@@ -149,6 +151,12 @@ class TenantQueryRunner:
         finally:
             if connection is not self._shared:
                 connection.close()
+
+    def _wrapped(self, sql: str, limit: int) -> str:
+        """`sql` under the limit, wrapped once for the batch (tokenizing it costs ~0.1 ms a tenant)."""
+        if self._wrap_key != (sql, limit):
+            self._wrap_key, self._wrap = (sql, limit), wrap_with_limit(sql, limit)
+        return self._wrap
 
     def _session_for(self, bucket: str) -> tuple[duckdb.DuckDBPyConnection, str | None]:
         """The session to run `bucket` in, and the location to attach it from (None: its own)."""
@@ -176,15 +184,20 @@ class TenantQueryRunner:
     def _execute_with_timeout(self, connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         self._watchdog.arm(connection)
         try:
-            relation = connection.sql(sql)
-            text_columns = [name for name, kind in zip(relation.columns, relation.types, strict=True)
-                            if str(kind) in _TEXT_TYPES]
-            if text_columns:
-                relation = relation.project(", ".join(
-                    f'"{n}"::VARCHAR AS "{n}"' if n in text_columns else f'"{n}"'
-                    for n in (c.replace('"', '""') for c in relation.columns)
-                ))
-            reader = relation.arrow()
+            # Executed, not made a relation first: a relation binds the query once for its columns
+            # and again to run it, ~0.4 ms a tenant (13% of a small group-by).
+            cursor = connection.execute(sql)
+            if any(str(column[1]) in _TEXT_TYPES for column in cursor.description):
+                relation = connection.sql(sql)  # rare: run again with those columns as text
+                text_columns = [name for name, kind in zip(relation.columns, relation.types, strict=True)
+                                if str(kind) in _TEXT_TYPES]
+                quoted = {name: '"' + name.replace('"', '""') + '"' for name in relation.columns}
+                reader = relation.project(", ".join(
+                    f"{quoted[n]}::VARCHAR AS {quoted[n]}" if n in text_columns else quoted[n]
+                    for n in relation.columns
+                )).arrow()
+            else:
+                reader = cursor.arrow()
             return reader.read_all() if hasattr(reader, "read_all") else reader
         except duckdb.InterruptException as error:
             if self._watchdog.fired:
