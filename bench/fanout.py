@@ -131,10 +131,20 @@ class LocalServer:
         raise RuntimeError(f"local stack did not start:\n{Path(self.log.name).read_text(errors='replace')[-2000:]}")
 
     def cpu_seconds(self) -> float:
-        """CPU time of the server and its finished children (the query workers), all threads."""
+        """CPU time of the server and its query workers, all threads: the server's own, its finished
+        children's, and that of the workers still running (they are kept between batches)."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile: counted in its parent's children's time
+            if stat.parent.name == str(self.process.pid):
+                ticks += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+            elif fields[1] == str(self.process.pid):
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from queryall.dal.tenant_databases import S3TenantDatabases
-from queryall.logic import tenant_query
-from queryall.logic.tenant_query import run_batch
+from queryall.logic import query_workers
+from queryall.logic.query_workers import run_batch
 from queryall.settings import reset_caches
 from tests.attack_corpus import CORPUS
 from tests.conftest import CORRUPT_BUCKET, Api
@@ -218,7 +218,7 @@ def test_s3_backend_gives_the_same_result_as_the_folder(api: Api, admin: Api, lo
             everything = api.run({"sql": "SELECT count(*) AS n FROM person"})
             # Where the query runs (guard bypassed), a tenant's session opens its own object and no other.
             backend = S3TenantDatabases(os.environ["TENANT_DATABASES"])
-            monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+            monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
             reach = f"SELECT count(*) AS n FROM read_blob('{backend.location(chosen[1])}')"
             reached, _ = run_batch(chosen[:2], backend, reach, 1, None, 30, memory_limit_mb=256, threads=1)
     finally:

@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from queryall.dal.tenant_databases import FolderTenantDatabases, TenantDatabases
-from queryall.logic import tenant_query
+from queryall.logic import query_workers, tenant_query
+from queryall.logic.query_workers import run_batch
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
-from queryall.logic.tenant_query import run_batch
 from queryall.models.api import SubmitRequest
 from tests.attack_corpus import CORPUS
 from tests.conftest import CORRUPT_BUCKET
@@ -101,7 +101,7 @@ REACHING_OUT = [c for c in CORPUS if c[2] == "rejected" and c[1].lstrip().upper(
 def test_sandbox_stops_what_the_guard_would_have(name: str, sql: str, expected: str, tenants: TenantDatabases,
                                                  pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     own, other = pair
-    monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
     outcomes, tables = run_batch([own], tenants, render(sql, tenants, own, other), 100, None, TIMEOUT, **LIMITS)
     assert [o.status for o in outcomes] == ["error"], outcomes
     assert tables == []
@@ -111,7 +111,7 @@ def test_sandbox_allows_only_the_alias_and_settings_stay_locked(
     tenants: TenantDatabases, pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     own, _ = pair
-    monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
     sql = ("SELECT current_setting('enable_external_access') AS external, current_setting('lock_configuration') "
            "AS locked, current_setting('allowed_paths') AS paths, current_setting('memory_limit') AS memory, "
            "current_setting('temp_directory') AS temp")
@@ -123,7 +123,11 @@ def test_sandbox_allows_only_the_alias_and_settings_stay_locked(
     alias = Path(min(row["paths"]))
     assert sorted(row["paths"]) == [str(alias), f"{alias}.wal"] and alias.name == tenant_query.ALIAS_FILE
     assert alias.parent.name.startswith(".queryall-alias-")
-    assert not alias.parent.exists()  # removed with the batch
+    # The folder is the worker's, kept for its next batch: no link outlives the tenant's turn, and the
+    # folder goes with the worker.
+    assert alias.parent.is_dir() and list(alias.parent.iterdir()) == []
+    query_workers.stop_idle_workers()
+    assert not alias.parent.exists()
     assert row["memory"].startswith("244") or "MiB" in row["memory"]
 
 
@@ -160,7 +164,7 @@ def test_another_tenant_of_the_same_batch_is_out_of_reach_where_the_query_runs(
     alias or its own session."""
     own, other = pair
     backend = confinement(tenants.template)
-    monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
     outcomes, tables = run_batch([other, own, other], backend, render(sql, backend, own, other), 100, None,
                                  TIMEOUT, **LIMITS)
     assert outcomes[1].bucket == own and outcomes[1].status == "error", outcomes
@@ -188,7 +192,7 @@ def test_the_alias_leads_nowhere_while_a_query_runs(tenants: TenantDatabases, pa
     """The alias is unlinked once its tenant is attached: a query (guard bypassed) that names it reads
     nothing through it, so nothing of one tenant can be opened again or outlive its turn in the session."""
     own, other = pair
-    monkeypatch.setattr(tenant_query, "check_read_only_select", lambda text: text)
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
     backend = FolderTenantDatabases(tenants.template)
     folder = backend.alias_folder()
     assert folder is not None
@@ -245,18 +249,19 @@ def _hang_in_setup_while(marker: Path, hangs: int, monkeypatch: pytest.MonkeyPat
             time.sleep(60)
         setup(self, *args, **kwargs)
 
+    query_workers.stop_idle_workers()  # a worker kept from an earlier batch would not be set up again
     monkeypatch.setattr(tenant_query.TenantQueryRunner, "__init__", hanging_setup)
-    monkeypatch.setattr(tenant_query, "_SETUP_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(query_workers, "_SETUP_TIMEOUT_SECONDS", 0.5)
 
 
 def test_a_worker_that_never_gets_ready_is_replaced_at_no_tenant_s_cost(
     tenants: TenantDatabases, pair: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _hang_in_setup_while(tmp_path / "workers", tenant_query._SETUP_ATTEMPTS - 1, monkeypatch)
+    _hang_in_setup_while(tmp_path / "workers", query_workers._SETUP_ATTEMPTS - 1, monkeypatch)
     outcomes, tables = run_batch(list(pair), tenants, "SELECT count(*) AS n FROM person", 1, None, TIMEOUT,
                                  **LIMITS)
     assert [(o.bucket, o.status) for o in outcomes] == [(b, "ok") for b in pair], outcomes
-    assert len((tmp_path / "workers").read_text()) == tenant_query._SETUP_ATTEMPTS
+    assert len((tmp_path / "workers").read_text()) == query_workers._SETUP_ATTEMPTS
     assert sorted(r["_bucket"] for t in tables for r in t.to_pylist()) == sorted(pair)
 
 
@@ -267,4 +272,4 @@ def test_workers_that_never_get_ready_fail_the_batch_after_a_few_attempts(
     outcomes, tables = run_batch(list(pair), tenants, "SELECT count(*) AS n FROM person", 1, None, TIMEOUT,
                                  **LIMITS)
     assert [(o.status, o.message) for o in outcomes] == [("error", "Could not start the query session in time")] * 2
-    assert tables == [] and len((tmp_path / "workers").read_text()) == tenant_query._SETUP_ATTEMPTS
+    assert tables == [] and len((tmp_path / "workers").read_text()) == query_workers._SETUP_ATTEMPTS

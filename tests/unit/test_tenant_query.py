@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import time
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from queryall.dal.tenant_databases import FolderTenantDatabases, TenantDatabases
-from queryall.logic.tenant_query import run_batch
+from queryall.logic import query_workers
+from queryall.logic.query_workers import run_batch
 from tests.conftest import CORRUPT_BUCKET
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,3 +42,131 @@ def test_types_arrow_cannot_carry_come_back_as_their_text(tenants: TenantDatabas
     assert table.column('big "u"').to_pylist() == ["340282366920938463463374607431768211455"] * len(buckets)
     assert table.column("bits").to_pylist() == ["0101"] * len(buckets)
     assert table.schema.field("people").type == pa.int64()
+
+
+# ------------------------------------------------------------------------- workers kept between batches
+
+COUNT = "SELECT count(*) AS people FROM person"
+
+
+def idle_pids() -> list[int]:
+    return [worker.process.pid for worker in query_workers._idle]
+
+
+@pytest.fixture
+def no_idle_workers():
+    query_workers.stop_idle_workers()
+    yield
+    query_workers.stop_idle_workers()
+
+
+def _people(tables: list[pa.Table]) -> dict[str, int]:
+    return {row["_bucket"]: row["people"] for table in tables for row in table.to_pylist()}
+
+
+def _direct_people(tenants: TenantDatabases, buckets: list[str]) -> dict[str, int]:
+    return {b: duckdb.connect(tenants.location(b), read_only=True).execute(COUNT).fetchone()[0] for b in buckets}
+
+
+def test_the_next_batch_runs_in_the_worker_the_last_one_left(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None
+) -> None:
+    first, second = buckets[:1], buckets[1:]
+    outcomes, tables = run_batch(first, tenants, COUNT, 10, None, 10, **LIMITS)
+    [pid] = idle_pids()
+    outcomes, tables = run_batch(second, tenants, COUNT, 10, None, 10, **LIMITS)
+    assert [o.status for o in outcomes] == ["ok"] * len(second)
+    assert idle_pids() == [pid]
+    assert _people(tables) == _direct_people(tenants, second)
+
+
+def test_a_worker_is_kept_only_for_batches_with_the_same_backend_and_limits(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None
+) -> None:
+    run_batch(buckets[:1], tenants, COUNT, 10, None, 10, **LIMITS)
+    run_batch(buckets[:1], tenants, COUNT, 10, None, 10, memory_limit_mb=300, threads=1)
+    run_batch(buckets[:1], tenants, COUNT, 10, None, 5, **LIMITS)
+    keys = [worker.key for worker in query_workers._idle]
+    assert len(set(idle_pids())) == 3 and len(set(keys)) == 3
+    assert sorted((k.memory_limit_mb, k.timeout_seconds) for k in keys) == [(256, 5), (256, 10), (300, 10)]
+
+
+def test_a_worker_killed_in_a_batch_is_not_kept_and_the_next_batch_gets_a_fresh_one(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_batch(buckets[:1], tenants, COUNT, 10, None, 1, **LIMITS)
+    [before] = idle_pids()
+    # One scalar call DuckDB cannot interrupt: the worker is killed past the timeout or the memory limit.
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
+    outcomes, _ = run_batch(buckets[:2], tenants, "SELECT length(lpad('x', 2000000000, 'y')) AS people", 10,
+                            None, 1, **LIMITS)
+    assert outcomes[0].status == "error" and outcomes[0].message.startswith("Query exceeded the"), outcomes
+    monkeypatch.undo()
+    outcomes, tables = run_batch(buckets, tenants, COUNT, 10, None, 1, **LIMITS)
+    assert [o.status for o in outcomes] == ["ok"] * len(buckets)
+    assert _people(tables) == _direct_people(tenants, buckets)
+    assert before not in idle_pids() and len(idle_pids()) == 1
+
+
+def test_a_worker_that_ended_while_idle_is_replaced_at_no_tenant_s_cost(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None
+) -> None:
+    run_batch(buckets[:1], tenants, COUNT, 10, None, 10, **LIMITS)
+    [worker] = query_workers._idle
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.join(10)
+    outcomes, tables = run_batch(buckets, tenants, COUNT, 10, None, 10, **LIMITS)
+    assert [o.status for o in outcomes] == ["ok"] * len(buckets)
+    assert _people(tables) == _direct_people(tenants, buckets)
+    assert not Path(worker.alias_folder).exists()  # the dead worker's folder went with it
+
+
+def test_a_batch_stopped_midway_stops_its_worker(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None
+) -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel(_outcome: object) -> None:
+        raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        run_batch(buckets, tenants, COUNT, 10, None, 10, on_tenant=cancel, **LIMITS)
+    assert idle_pids() == []
+
+
+def test_a_worker_that_grew_is_retired_after_its_batch(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_workers, "_RETIRE_GROWTH", -1.0)  # any size counts as grown
+    outcomes, _ = run_batch(buckets, tenants, COUNT, 10, None, 10, **LIMITS)
+    assert [o.status for o in outcomes] == ["ok"] * len(buckets)
+    assert idle_pids() == []
+
+
+def test_an_idle_worker_ends_when_the_process_that_started_it_is_gone(
+    tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None
+) -> None:
+    pid_file = tmp_path / "worker.pid"
+
+    def start_a_worker_and_vanish() -> None:
+        run_batch(buckets[:1], tenants, COUNT, 10, None, 10, **LIMITS)
+        pid_file.write_text(str(query_workers._idle[0].process.pid))
+        os._exit(0)  # no atexit: the worker is left behind
+
+    parent = multiprocessing.get_context("fork").Process(target=start_a_worker_and_vanish)
+    parent.start()
+    parent.join(60)
+    worker = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(worker):
+        time.sleep(0.1)
+    assert not _running(worker)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -11,7 +11,7 @@ from queryall.dal.tenant_databases import tenant_databases
 from queryall.handlers import init_done
 from queryall.logic.combined_result import ipc_stream
 from queryall.logic.progress import BatchProgress, JobNoLongerProcessing
-from queryall.logic.tenant_query import run_batch
+from queryall.logic.query_workers import run_batch
 from queryall.models.workflow import BatchInput, BatchResult, BatchSummary, TenantOutcome
 from queryall.observability import logger, metrics, tracer
 from queryall.settings import get_settings

@@ -20,7 +20,7 @@ Then the statement is confined to the tenant's own tables, judged on DuckDB's fu
 ``main``, never a path or URL), table functions are only ``range``/``generate_series``/``unnest``/
 ``json_each``/``json_tree``, no DuckDB system view (``duckdb_settings``, ``pg_settings`` ...), no
 function reading settings, variables, the environment or sequences, and ``SHOW`` only for the
-tenant's own tables. Where the query runs it is confined again (see ``tenant_query``).
+tenant's own tables. Where the query runs it is confined again (see ``tenant_query`` and ``query_workers``).
 """
 
 from __future__ import annotations
