@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from queryall.logic.distribution import MIN_BATCH_SIZE, batch_size_for, distribute, planned_batches
+from queryall.logic.progress import JOB_PROGRESS_WRITES_PER_SECOND, flush_interval
 from queryall.models.workflow import Batch, BatchInput, MapItem, Plan
-from queryall_local.moto_services import _batched_items, without_item_batchers
+from queryall_local.moto_services import _batched_items, _resolve, without_item_batchers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeItems:
@@ -101,3 +105,40 @@ def test_local_stack_batches_items_as_the_item_batcher_would() -> None:
     assert batches == [{"Items": [1, 2], "BatchInput": {"job_id": "j1", "fixed": 1}},
                        {"Items": [3, 4], "BatchInput": {"job_id": "j1", "fixed": 1}},
                        {"Items": [5], "BatchInput": {"job_id": "j1", "fixed": 1}}]
+
+
+@pytest.mark.parametrize(("concurrent", "expected"), [(1, 0.2), (2, 0.2), (10, 0.2), (40, 0.8), (400, 8.0)])
+def test_progress_writes_slow_down_as_more_batches_share_the_job_item(concurrent: int, expected: float) -> None:
+    assert flush_interval(concurrent) == pytest.approx(expected)
+    # Whatever the concurrency, the job's item gets at most this many progress writes a second.
+    assert concurrent / flush_interval(concurrent) <= JOB_PROGRESS_WRITES_PER_SECOND
+
+
+def test_plans_carry_the_progress_interval_of_the_batches_that_run_at_once() -> None:
+    items = FakeItems()
+    inline = distribute(_plan(1000, 100), "job", threshold=1000, max_batch_size=100, max_concurrency=40,
+                        distributed_max_concurrency=400, items=items)
+    assert (len(inline.batches), inline.progress_interval_seconds) == (40, pytest.approx(0.8))
+    local = distribute(_plan(1000, 100), "job", threshold=1000, max_batch_size=100, max_concurrency=2,
+                       distributed_max_concurrency=400, items=items)
+    assert local.progress_interval_seconds == pytest.approx(0.2)
+    few = distribute(_plan(30, 10), "job", threshold=1000, max_batch_size=100, max_concurrency=40,
+                     distributed_max_concurrency=400, items=items)
+    assert (len(few.batches), few.progress_interval_seconds) == (3, pytest.approx(0.2))
+    wide = distribute(_plan(10_000, 100), "job", threshold=1000, max_batch_size=100, max_concurrency=40,
+                      distributed_max_concurrency=400, items=items)
+    assert (wide.mode, wide.progress_interval_seconds) == ("distributed", pytest.approx(8.0))
+
+
+def test_both_maps_of_the_state_machine_hand_the_plan_s_progress_interval_to_query_batch() -> None:
+    definition = json.loads((ROOT / "infra" / "statemachine" / "query_all.asl.json").read_text())
+    state = {"job_id": "j", "sql": "SELECT 1", "limit": 5, "table": None,
+             "plan": {"progress_interval_seconds": 0.8}}
+    selector = dict(definition["States"]["QueryBatches"]["ItemSelector"])
+    assert selector.pop("batch.$") == "$$.Map.Item.Value"  # the Map's context: the batch itself
+    inline = {**_resolve(selector, state), "batch": {"batch_index": 0, "buckets": ["a"]}}
+    batcher = definition["States"]["QueryBatchesDistributed"]["ItemBatcher"]
+    [batched] = _batched_items([{"batch_index": 0, "bucket": "a"}], batcher,
+                               {**state, "plan": {**state["plan"], "batch_size": 1}})
+    assert BatchInput.model_validate(inline).progress_interval_seconds == 0.8
+    assert BatchInput.model_validate(batched) == BatchInput.model_validate(inline)

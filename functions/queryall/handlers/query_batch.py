@@ -35,7 +35,8 @@ def handler(event: BatchInput, context: LambdaContext) -> dict:
     settings = get_settings()
     tenants = tenant_databases(settings.require("tenant_databases"))
     store = PartialResultStore(settings.require("results_bucket"))
-    progress = BatchProgress(JobProgressCounters(settings.require("jobs_table")), event.job_id)
+    progress = BatchProgress(JobProgressCounters(settings.require("jobs_table")), event.job_id,
+                             interval=event.progress_interval_seconds)
 
     def on_tenant(outcome: TenantOutcome) -> None:
         _log_tenant(outcome)

@@ -9,6 +9,7 @@ order, as the inline plan, so batch indexes, partial results and the combined re
 from __future__ import annotations
 
 from queryall.dal.map_items import MapItemStore
+from queryall.logic.progress import flush_interval
 from queryall.models.workflow import Batch, MapItem, Plan
 
 # A batch pays a fixed cost (an invocation, a sandboxed DuckDB, its partial and summary writes, a few
@@ -36,12 +37,15 @@ def distribute(plan: Plan, job_id: str, *, threshold: int, max_batch_size: int, 
     size = batch_size_for(len(targets), max_batch_size, concurrency)
     batches = [Batch(batch_index=index, buckets=targets[start: start + size])
                for index, start in enumerate(range(0, len(targets), size))]
+    interval = flush_interval(min(concurrency, len(batches)))
     if not distributed:
-        return plan.model_copy(update={"batches": batches, "batch_size": size, "max_concurrency": concurrency})
+        return plan.model_copy(update={"batches": batches, "batch_size": size, "max_concurrency": concurrency,
+                                       "progress_interval_seconds": interval})
     key = items.put(job_id, [MapItem(batch_index=batch.batch_index, bucket=bucket)
                              for batch in batches for bucket in batch.buckets])
     return plan.model_copy(update={"mode": "distributed", "batches": [], "batch_size": size,
-                                   "max_concurrency": concurrency, "items_bucket": items.bucket,
+                                   "max_concurrency": concurrency, "progress_interval_seconds": interval,
+                                   "items_bucket": items.bucket,
                                    "items_key": key})
 
 

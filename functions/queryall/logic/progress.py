@@ -6,12 +6,20 @@ import time
 from collections.abc import Callable
 
 from queryall.dal.job_progress import JobProgressCounters, ProgressUpdateFailed, Update
-from queryall.models.workflow import TenantOutcome
+from queryall.models.workflow import MIN_PROGRESS_INTERVAL_SECONDS, TenantOutcome
 from queryall.observability import logger
 
-# A batch adds its finished tenants to the job's counters at most this often (and once at its end):
-# progress stays live while a batch of 25 fast tenants costs one write.
-FLUSH_INTERVAL_SECONDS = 0.2
+# A batch adds its finished tenants to the job's counters at most every `interval` (and once at its
+# end): progress stays live while a batch of 25 fast tenants costs one write. Every batch of a job
+# writes the same item, and DynamoDB takes about 1,000 writes a second on one item's partition (and
+# UpdateItems on one item queue behind each other), so with many batches running at once the interval
+# grows to keep the job's item at about this many progress writes a second.
+JOB_PROGRESS_WRITES_PER_SECOND = 50
+
+
+def flush_interval(concurrent_batches: int) -> float:
+    """Seconds between one batch's progress writes when `concurrent_batches` run at once."""
+    return max(MIN_PROGRESS_INTERVAL_SECONDS, concurrent_batches / JOB_PROGRESS_WRITES_PER_SECOND)
 
 
 class JobNoLongerProcessing(Exception):
@@ -23,7 +31,7 @@ class BatchProgress:
         self,
         counters: JobProgressCounters,
         job_id: str,
-        interval: float = FLUSH_INTERVAL_SECONDS,
+        interval: float = MIN_PROGRESS_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._counters = counters

@@ -9,6 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+# Seconds between a batch's progress writes when few batches run at once (`logic.progress`).
+MIN_PROGRESS_INTERVAL_SECONDS = 0.2
+
 
 class Batch(BaseModel):
     batch_index: int
@@ -27,6 +30,9 @@ class Plan(BaseModel):
     # and the targets are MapItems in S3 (items_bucket/items_key), read by a distributed Map.
     mode: Literal["inline", "distributed"] = "inline"
     batch_size: int | None = None
+    # How often each batch adds its finished tenants to the job item: longer when many batches run at
+    # once, so that the one item is not written more than a few dozen times a second.
+    progress_interval_seconds: float = MIN_PROGRESS_INTERVAL_SECONDS
     items_bucket: str | None = None
     items_key: str | None = None
 
@@ -44,6 +50,7 @@ class BatchInput(BaseModel):
     limit: int
     table: str | None = None
     batch: Batch
+    progress_interval_seconds: float = Field(default=MIN_PROGRESS_INTERVAL_SECONDS, gt=0, le=60)
 
     @model_validator(mode="before")
     @classmethod
