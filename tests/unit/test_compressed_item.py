@@ -75,9 +75,10 @@ class _Links:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(result=combined_results(), extra_room=st.integers(60, 6000), response_room=st.integers(0, 20_000))
+@given(result=combined_results(), extra_room=st.integers(60, 6000), response_room=st.integers(0, 20_000),
+       finished_after=st.floats(0, 20_000_000, allow_nan=False))
 def test_item_fits_and_decodes_to_a_prefix_of_the_result(
-    result: CombinedResult, extra_room: int, response_room: int
+    result: CombinedResult, extra_room: int, response_room: int, finished_after: float
 ) -> None:
     job = _job()
     columns = json.dumps(result.columns, ensure_ascii=False)
@@ -86,6 +87,9 @@ def test_item_fits_and_decodes_to_a_prefix_of_the_result(
         + len(ROWS_ATTRIBUTE) + extra_room
     response_budget = 8192 + 2 * len(columns.encode()) + 6 * len(json.dumps(result.meta(1.5, 0))) + response_room
     item = completed_item(job, result, 1.5, 0.0, item_budget=item_budget, response_budget=response_budget)
+    # The execution time is set when the job completes, after the rows were fitted: any time still fits.
+    item = item.finished(finished_after)
+    assert item.meta["execution_time_seconds"] == round(min(finished_after, 9_999_999.999), 3)
 
     stored = _item_without_rows(job, item.columns, item.meta, 0.0) | {ROWS_ATTRIBUTE: item.rows_bz2}
     assert item_size(stored) <= item_budget

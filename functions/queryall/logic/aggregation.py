@@ -107,11 +107,22 @@ def _shorten_errors(meta: dict, budget: int) -> dict:
     return {**meta, "errors": shortened}
 
 
+# The item is sized as if the job's execution time had this many digits, so that the time can be set
+# once the job is done (`CompletedItem.finished`) after its rows were fitted; 115 days is longer than
+# any job runs.
+_LONGEST_EXECUTION_SECONDS = 9_999_999.999
+
+
 @dataclass(frozen=True)
 class CompletedItem:
     columns: str  # JSON text of the column names
     rows_bz2: bytes  # bzip2 of the JSON text of the rows kept, a prefix of the result
     meta: dict
+
+    def finished(self, execution_time_seconds: float) -> CompletedItem:
+        """The item with the job's execution time as measured when it completes."""
+        seconds = round(min(execution_time_seconds, _LONGEST_EXECUTION_SECONDS), 3)
+        return CompletedItem(self.columns, self.rows_bz2, self.meta | {"execution_time_seconds": seconds})
 
 
 def completed_item(
@@ -123,8 +134,9 @@ def completed_item(
     columns = json.dumps(result.columns, separators=(",", ":"), ensure_ascii=False)
     total = result.table.num_rows
     # Sized as if every row were kept: `returned_rows` can only get fewer digits and `truncated: true` is
-    # shorter than false, so the meta finally written is never larger than the one sized here.
-    sized_meta = _shorten_errors(result.meta(execution_time_seconds, total), MAX_ERRORS_BYTES)
+    # shorter than false, so the meta finally written is never larger than the one sized here; nor is
+    # an execution time set later by `finished`.
+    sized_meta = _shorten_errors(result.meta(_LONGEST_EXECUTION_SECONDS, total), MAX_ERRORS_BYTES)
     empty_body = f'{{"data":{{"columns":{columns},"rows":[]}},"meta":{json.dumps(sized_meta, ensure_ascii=False)}}}'
     row_texts = rows_within(result.table, response_budget - LINKS_RESERVE - escaped_size(empty_body) + 2)
     room = item_budget - item_size(_item_without_rows(job, columns, sized_meta, now)) - len(ROWS_ATTRIBUTE)
