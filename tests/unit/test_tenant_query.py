@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -162,6 +163,28 @@ def test_an_idle_worker_ends_when_the_process_that_started_it_is_gone(
     while time.monotonic() < deadline and _running(worker):
         time.sleep(0.1)
     assert not _running(worker)
+
+
+def test_a_process_forked_from_one_with_idle_workers_starts_its_own_and_leaves_them_be(
+    tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None
+) -> None:
+    run_batch(buckets[:1], tenants, COUNT, 10, None, 10, **LIMITS)
+    [inherited] = idle_pids()
+    report = tmp_path / "child.txt"
+
+    def child() -> None:
+        outcomes, tables = run_batch(buckets, tenants, COUNT, 10, None, 10, **LIMITS)
+        mine = idle_pids()
+        query_workers.stop_idle_workers()  # its own worker only
+        report.write_text(json.dumps([[o.status for o in outcomes], _people(tables), mine]))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    statuses, people, mine = json.loads(report.read_text())
+    assert statuses == ["ok"] * len(buckets) and people == _direct_people(tenants, buckets)
+    assert mine != [inherited] and len(mine) == 1
+    assert idle_pids() == [inherited] and _running(inherited)  # the parent's worker, untouched
 
 
 def _running(pid: int) -> bool:

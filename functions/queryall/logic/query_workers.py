@@ -124,6 +124,7 @@ class QueryWorker:
 
     def __init__(self, tenants: TenantDatabases, key: WorkerKey) -> None:
         self.key = key
+        self.owner = os.getpid()  # a process forked from this one inherits the idle list, not the workers
         self.alias_folder = tenants.alias_folder() if tenants.confinement == "alias" else None
         context = multiprocessing.get_context("fork")  # inherits the loaded modules: no re-import
         self._pipe, child = context.Pipe(duplex=True)
@@ -220,8 +221,14 @@ _idle: list[QueryWorker] = []  # longest idle first
 _idle_lock = threading.Lock()
 
 
+def _forget_inherited() -> None:
+    """Drop (never stop) the idle workers of the process this one was forked from. Call with the lock."""
+    _idle[:] = [worker for worker in _idle if worker.owner == os.getpid()]
+
+
 def _take_idle(key: WorkerKey) -> QueryWorker | None:
     with _idle_lock:
+        _forget_inherited()
         for index, worker in enumerate(_idle):
             if worker.key == key:
                 del _idle[index]
@@ -236,6 +243,7 @@ def _take_idle(key: WorkerKey) -> QueryWorker | None:
 
 def _keep_idle(worker: QueryWorker) -> None:
     with _idle_lock:
+        _forget_inherited()
         _idle.append(worker)
         evicted = _idle[:-_MAX_IDLE_WORKERS] if len(_idle) > _MAX_IDLE_WORKERS else []
         del _idle[: len(evicted)]
@@ -247,6 +255,7 @@ def _keep_idle(worker: QueryWorker) -> None:
 def stop_idle_workers() -> None:
     """Stop every idle worker (and remove its alias folder)."""
     with _idle_lock:
+        _forget_inherited()
         workers = list(_idle)
         _idle.clear()
     for worker in workers:
