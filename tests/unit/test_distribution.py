@@ -114,6 +114,15 @@ def test_progress_writes_slow_down_as_more_batches_share_the_job_item(concurrent
     assert concurrent / flush_interval(concurrent) <= JOB_PROGRESS_WRITES_PER_SECOND
 
 
+def test_the_widest_map_still_gives_its_batches_an_interval_they_accept() -> None:
+    interval = flush_interval(10_000)  # DistributedMapMaxConcurrency's largest value
+    assert interval == 60
+    batch = {"job_id": "j", "sql": "SELECT 1", "limit": 5, "batch": {"batch_index": 0, "buckets": ["a"]}}
+    assert BatchInput.model_validate(batch | {"progress_interval_seconds": interval}).progress_interval_seconds == 60
+    with pytest.raises(ValidationError):
+        BatchInput.model_validate(batch | {"progress_interval_seconds": 0})
+
+
 def test_plans_carry_the_progress_interval_of_the_batches_that_run_at_once() -> None:
     items = FakeItems()
     inline = distribute(_plan(1000, 100), "job", threshold=1000, max_batch_size=100, max_concurrency=40,

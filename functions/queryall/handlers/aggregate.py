@@ -44,8 +44,8 @@ def handler(event: AggregateInput, context: LambdaContext) -> dict:
         # which release the GIL, and at 3,008 MB the function has ~1.7 vCPUs.
         exported = pool.submit(export_result, result.table, ResultStore(settings.require("results_bucket")),
                                event.job_id)
-        item = completed_item(job, result, execution_time_seconds=time.time() - event.submitted_at,
-                              now=time.time())
+        fitted_at = time.time()
+        item = completed_item(job, result, execution_time_seconds=fitted_at - event.submitted_at, now=fitted_at)
         # The full result is in place before the job reads completed, so a completed job can always be paged.
         exported.result()
     now = time.time()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from queryall.dal.job_progress import JobProgressCounters, ProgressUpdateFailed, Update
-from queryall.models.workflow import MIN_PROGRESS_INTERVAL_SECONDS, TenantOutcome
+from queryall.models.workflow import MAX_PROGRESS_INTERVAL_SECONDS, MIN_PROGRESS_INTERVAL_SECONDS, TenantOutcome
 from queryall.observability import logger
 
 # A batch adds its finished tenants to the job's counters at most every `interval` (and once at its
@@ -18,8 +18,10 @@ JOB_PROGRESS_WRITES_PER_SECOND = 50
 
 
 def flush_interval(concurrent_batches: int) -> float:
-    """Seconds between one batch's progress writes when `concurrent_batches` run at once."""
-    return max(MIN_PROGRESS_INTERVAL_SECONDS, concurrent_batches / JOB_PROGRESS_WRITES_PER_SECOND)
+    """Seconds between one batch's progress writes when `concurrent_batches` run at once (beyond ~3,000
+    at once, a batch writes its progress only when it ends)."""
+    spread = concurrent_batches / JOB_PROGRESS_WRITES_PER_SECOND
+    return min(MAX_PROGRESS_INTERVAL_SECONDS, max(MIN_PROGRESS_INTERVAL_SECONDS, spread))
 
 
 class JobNoLongerProcessing(Exception):

@@ -9,8 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-# Seconds between a batch's progress writes when few batches run at once (`logic.progress`).
+# Seconds between a batch's progress writes when few batches run at once (`logic.progress`), and the
+# longest interval a batch accepts.
 MIN_PROGRESS_INTERVAL_SECONDS = 0.2
+MAX_PROGRESS_INTERVAL_SECONDS = 60.0
 
 
 class Batch(BaseModel):
@@ -50,7 +52,8 @@ class BatchInput(BaseModel):
     limit: int
     table: str | None = None
     batch: Batch
-    progress_interval_seconds: float = Field(default=MIN_PROGRESS_INTERVAL_SECONDS, gt=0, le=60)
+    progress_interval_seconds: float = Field(default=MIN_PROGRESS_INTERVAL_SECONDS, gt=0,
+                                             le=MAX_PROGRESS_INTERVAL_SECONDS)
 
     @model_validator(mode="before")
     @classmethod
