@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from queryall.dal.tenant_databases import FolderTenantDatabases, TenantDatabases
+from queryall.dal.tenant_databases import FolderTenantDatabases, S3TenantDatabases, TenantDatabases
 from queryall.logic import query_workers
 from queryall.logic.query_workers import run_batch
 from tests.conftest import CORRUPT_BUCKET
@@ -193,3 +193,15 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_worker_key_changes_with_the_credentials_and_never_holds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    def key_with(secret: str) -> query_workers.WorkerKey:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return query_workers.WorkerKey.of(S3TenantDatabases("s3://tenants/warehouse_{bucket}.duckdb"), 10, 256, 1)
+
+    first, again, rotated = key_with("first-secret"), key_with("first-secret"), key_with("rotated-secret")
+    assert first == again and first != rotated  # new credentials: a new worker and session
+    assert "first-secret" not in repr(first) and "first-secret" not in str(vars(first))

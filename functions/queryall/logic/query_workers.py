@@ -19,6 +19,7 @@ the middle of a batch, or grew while it ran, is never reused.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -81,15 +82,18 @@ class WorkerKey:
 
     backend: str
     template: str
-    setup: tuple[str, ...]  # credentials, endpoint, token: a change needs a new session
+    # A digest of the session's setup statements (credentials, endpoint, token: a change needs a new
+    # session), so that no secret is kept or printed with the key.
+    setup_digest: str
     timeout_seconds: float
     memory_limit_mb: int
     threads: int
 
     @classmethod
     def of(cls, tenants: TenantDatabases, timeout_seconds: float, memory_limit_mb: int, threads: int) -> WorkerKey:
-        return cls(type(tenants).__qualname__, tenants.template, tuple(tenants.session_setup()),
-                   float(timeout_seconds), int(memory_limit_mb), int(threads))
+        setup = hashlib.sha256("\0".join(tenants.session_setup()).encode()).hexdigest()
+        return cls(type(tenants).__qualname__, tenants.template, setup, float(timeout_seconds), int(memory_limit_mb),
+                   int(threads))
 
 
 def _serve(commands: Connection, tenants: TenantDatabases, key: WorkerKey, alias_folder: str | None) -> None:
