@@ -34,6 +34,7 @@ import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
+from . import log_keys
 from .template import REGION, FunctionSpec, StackSpec
 
 LOG = logging.getLogger(__name__)
@@ -260,6 +261,7 @@ class LambdaRuntime:
             # A fresh default session picks up the hook and the new environment (region, endpoint).
             boto3.setup_default_session()
             self._warm_default_session()
+            log_keys.install()  # every function runs in a thread of this process: log keys per thread
             self._installed = True
             self._handlers.clear()
             self.reset_caches()
@@ -281,6 +283,7 @@ class LambdaRuntime:
         spec_entry = (_HOOK_EVENT, _invoke_hook)
         while spec_entry in botocore.handlers.BUILTIN_HANDLERS:
             botocore.handlers.BUILTIN_HANDLERS.remove(spec_entry)
+        log_keys.uninstall()
         self._env.restore()
         for path in self._added_paths:
             if path in sys.path:
@@ -387,7 +390,8 @@ class LambdaRuntime:
         depth = getattr(self._in_handler, "depth", 0)
         self._in_handler.depth = depth + 1
         try:
-            result = handler(event, context)
+            with log_keys.own_keys():  # what the invocation sets is gone when it returns
+                result = handler(event, context)
         finally:
             self._in_handler.depth = depth
             elapsed = time.monotonic() - started
