@@ -111,7 +111,7 @@ def test_csv_output_equals_duckdb_run_directly(api: Api, tenants_dir: Path, tmp_
             if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'payment'").fetchone()[0]:
                 expected += [[bucket, *(str(value) for value in row)] for row in con.execute(sql).fetchall()]
     assert len(expected) > 10
-    assert rows == expected
+    assert rows == expected, result.stderr  # the client reports skipped and errored tenants there
 
 
 def test_truncated_result_is_written_whole_from_the_results_pages(api: Api, tenants_dir: Path, tmp_path: Path) -> None:

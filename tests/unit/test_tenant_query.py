@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -205,3 +206,50 @@ def test_a_worker_key_changes_with_the_credentials_and_never_holds_them(monkeypa
     first, again, rotated = key_with("first-secret"), key_with("first-secret"), key_with("rotated-secret")
     assert first == again and first != rotated  # new credentials: a new worker and session
     assert "first-secret" not in repr(first) and "first-secret" not in str(vars(first))
+
+
+def test_a_worker_killed_from_outside_costs_its_tenant_an_error_and_nothing_hangs(
+    tenants: TenantDatabases, buckets: list[str], no_idle_workers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = buckets[0]
+    run = query_workers.TenantQueryRunner.run
+
+    def stuck_on_the_first(self, bucket: str, *args, **kwargs):  # runs in the forked worker
+        if bucket == first:
+            time.sleep(120)
+        return run(self, bucket, *args, **kwargs)
+
+    monkeypatch.setattr(query_workers.TenantQueryRunner, "run", stuck_on_the_first)
+    victims: list[int] = []
+    before = _children()
+
+    def kill_the_worker_once_it_is_stuck() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            started = _children() - before
+            if started:
+                time.sleep(1.0)  # well into the first tenant
+                victims.extend(started)
+                for pid in started:
+                    os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_worker_once_it_is_stuck, daemon=True)
+    killer.start()
+    started = time.monotonic()
+    outcomes, tables = run_batch(buckets, tenants, COUNT, 10, None, 60, **LIMITS)
+    assert time.monotonic() - started < 30  # not the 120 s the stuck tenant would take, nor forever
+    assert victims
+    assert (outcomes[0].bucket, outcomes[0].status) == (first, "error")
+    assert outcomes[0].message == "Query process ended unexpectedly (exit code -9)"
+    assert [o.status for o in outcomes[1:]] == ["ok"] * (len(buckets) - 1)
+    assert _people(tables) == _direct_people(tenants, buckets[1:])
+
+
+def _children() -> set[int]:
+    """This process's child processes (the query workers it started)."""
+    found: set[int] = set()
+    for children in Path("/proc/self/task").glob("*/children"):
+        found.update(int(pid) for pid in children.read_text().split())
+    return found

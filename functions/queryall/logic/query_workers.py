@@ -61,7 +61,7 @@ class _SetupStalled(Exception):
 
 
 class _WorkerGone(Exception):
-    """An idle worker could not be sent its batch (it ended while idle); no tenant of it has started."""
+    """The worker ended while no tenant of it was running (while idle, or between two tenants)."""
 
 
 def _hard_memory_limit_bytes(memory_limit_mb: int) -> int:
@@ -169,8 +169,12 @@ class QueryWorker:
             if self._pipe.poll(_POLL_SECONDS):
                 try:
                     kind, *payload = self._pipe.recv()
-                except EOFError:
-                    kind, payload = "died", []
+                except EOFError:  # the worker is gone (killed from outside, crashed): its pipe is closed
+                    self.process.join(_KILL_GRACE_SECONDS)
+                    if current is None:  # between tenants: the rest go to another worker at no cost
+                        raise _SetupStalled() if self._ready_rss is None else _WorkerGone() from None
+                    yield fail(f"Query process ended unexpectedly (exit code {self.process.exitcode})")
+                    return
                 if kind == "ready":
                     self._ready_rss = baseline = _rss_bytes(pid)
                 elif kind == "start":
@@ -188,13 +192,8 @@ class QueryWorker:
                 elif kind == "end":
                     self.reusable = self._grew_little(limit_bytes)
                     return
-                if kind != "died":
-                    continue
+                continue
             now = time.monotonic()
-            if not self.process.is_alive() and not self._pipe.poll():
-                self.process.join()
-                yield fail(f"Query process ended unexpectedly (exit code {self.process.exitcode})")
-                return
             if current is None and self._ready_rss is None and now - started > _SETUP_TIMEOUT_SECONDS:
                 self.process.kill()
                 raise _SetupStalled()
@@ -268,19 +267,19 @@ def stop_idle_workers() -> None:
 
 def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
                     key: WorkerKey) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
-    """Each tenant's outcome and rows, in order, from an idle worker when there is one. A killed worker
-    costs its tenant an error; a new worker (fresh sandbox) takes the tenants after it. A worker that
-    never gets ready is replaced and costs no tenant anything, up to `_SETUP_ATTEMPTS` times."""
+    """Each tenant's outcome and rows, in order, from an idle worker when there is one. A worker killed
+    or ended during a tenant's query costs that tenant an error; a new worker (fresh sandbox) takes the
+    tenants after it. A worker that never gets ready, or ends while no tenant runs, is replaced and costs
+    no tenant anything, up to `_SETUP_ATTEMPTS` such workers in a row."""
     remaining = list(buckets)
-    stalls = 0
+    stalls = 0  # workers in a row that ended or stalled without finishing a tenant
     while remaining:
         worker = _take_idle(key) or QueryWorker(tenants, key)
+        left = len(remaining)
         try:
             yield from worker.run(remaining, sql, limit, table)
-        except _WorkerGone:
-            pass  # a new worker takes the batch
-        except _SetupStalled:
-            stalls += 1
+        except (_WorkerGone, _SetupStalled):
+            stalls = 0 if len(remaining) < left else stalls + 1
             if stalls >= _SETUP_ATTEMPTS:
                 while remaining:
                     bucket = remaining.pop(0)
