@@ -36,10 +36,11 @@ sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "infra" / "local")]
 
 import duckdb  # noqa: E402
 
-from queryall.dal.tenant_databases import FolderTenantDatabases, extension_path, sql_string  # noqa: E402
+from queryall.dal.tenant_databases import FolderTenantDatabases, extension_path  # noqa: E402
 from queryall.logic.query_workers import run_batch  # noqa: E402
 from queryall.logic.sql_guard import wrap_with_limit  # noqa: E402
 from queryall.logic.tenant_query import TenantQueryRunner  # noqa: E402
+from queryall.sql_literals import sql_string  # noqa: E402
 from queryall_local.seed import seed_tenants  # noqa: E402
 
 SQL = "SELECT count(*) AS n, max(email) AS last FROM person"

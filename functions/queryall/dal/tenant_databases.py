@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from queryall.dal.aws import client
 from queryall.models.catalog import CatalogColumn, CatalogTable
+from queryall.sql_literals import sql_identifier, sql_string
 
 BUCKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # The name a tenant's database is attached under while its query runs.
@@ -48,14 +49,6 @@ TENANT_ALIAS = "tenant"
 def database_suffix(bucket: str) -> str:
     """Hyphens in a bucket id become underscores in its database name."""
     return bucket.replace("-", "_")
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def sql_identifier(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'
 
 
 @functools.cache  # looked up once per process: a session per tenant (S3) would repeat it per tenant

@@ -33,6 +33,8 @@ from typing import Any
 
 import duckdb
 
+from queryall.sql_literals import sql_string
+
 __all__ = ["SqlRejected", "check_read_only_select", "wrap_with_limit"]
 
 
@@ -195,17 +197,12 @@ def _parser() -> tuple[duckdb.DuckDBPyConnection, threading.Lock, frozenset[str]
     return con, threading.Lock(), frozenset(v for (v,) in views)
 
 
-def _sql_literal(text: str) -> str:
-    """`text` as a DuckDB string literal (quotes doubled; a backslash is an ordinary character)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _syntax_tree(sql: str) -> dict[str, Any]:
     con, lock, _ = _parser()
     with lock:
         # A literal, not a parameter: with a parameter DuckDB looks for pandas (to see if it is a
         # DataFrame), and where pandas is not installed the failed import costs ~1 ms every check.
-        text = con.execute(f"SELECT json_serialize_sql({_sql_literal(sql)})").fetchone()[0]
+        text = con.execute(f"SELECT json_serialize_sql({sql_string(sql)})").fetchone()[0]
     tree = json.loads(text)
     if tree.get("error"):
         raise SqlRejected(f"query cannot be checked: {tree.get('error_message', 'unsupported syntax')}")

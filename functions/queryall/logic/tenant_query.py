@@ -29,9 +29,10 @@ import time
 import duckdb
 import pyarrow as pa
 
-from queryall.dal.tenant_databases import TenantDatabases, sql_string
+from queryall.dal.tenant_databases import TenantDatabases
 from queryall.logic.sql_guard import wrap_with_limit
 from queryall.models.workflow import TenantOutcome
+from queryall.sql_literals import sql_string
 
 MAX_MESSAGE = 500
 # DuckDB's Arrow export cannot carry these faithfully (UHUGEINT overflows decimal128, BIT has no
