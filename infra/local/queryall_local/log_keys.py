@@ -57,17 +57,19 @@ class _KeysPerThread:
 _KEYS = _KeysPerThread()
 
 
+def _installed() -> bool:
+    return LambdaPowertoolsFormatter.__dict__.get("log_format") is _KEYS
+
+
 def install() -> None:
     LambdaPowertoolsFormatter.log_format = _KEYS  # type: ignore[assignment]
 
 
 def uninstall() -> None:
-    if LambdaPowertoolsFormatter.__dict__.get("log_format") is _KEYS:
+    if _installed():
         del LambdaPowertoolsFormatter.log_format
 
 
 def own_keys() -> contextlib.AbstractContextManager[None]:
     """Keys set inside the block are undone when it ends (no-op where not installed)."""
-    if LambdaPowertoolsFormatter.__dict__.get("log_format") is _KEYS:
-        return _KEYS.own()
-    return contextlib.nullcontext()
+    return _KEYS.own() if _installed() else contextlib.nullcontext()
