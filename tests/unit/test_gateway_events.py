@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -341,3 +344,163 @@ def test_concurrent_requests(gateway: LocalGateway, runtime: FakeRuntime) -> Non
         thread.join(10)
     assert replies == [200] * 20
     assert sorted(e["pathParameters"]["jobId"] for _, e in runtime.events) == sorted(f"j{i}" for i in range(20))
+
+
+# ---------------------------------------------------------------------------- framing and limits
+# What API Gateway itself answers before any function runs: `{"message": ...}` in JSON, promptly,
+# whatever the client sends. Each request below once hung the gateway, dropped the connection or
+# answered with an HTML page.
+
+
+@dataclass
+class RawReply:
+    status: int
+    headers: Any
+    body: bytes
+    seconds: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_exchange(gw: LocalGateway, request_bytes: bytes, timeout: float = 5.0) -> RawReply:
+    """Send ``request_bytes`` without half-closing (a client waiting for its answer) and read the reply."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=timeout) as sock:
+        # The gateway may answer and close before reading everything; the reply still counts.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request_bytes)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = response.read()
+        return RawReply(response.status, response.headers, body, time.monotonic() - started)
+
+
+def assert_gateway_error(reply: RawReply, status: int, message: str) -> None:
+    assert reply.status == status, (reply.status, reply.body[:200])
+    assert reply.headers["Content-Type"] == "application/json"
+    assert reply.json() == {"message": message}
+    assert reply.seconds < 3, f"answered after {reply.seconds:.1f} s"
+
+
+def test_negative_content_length_is_400(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    body = b'{"sql": "SELECT 1"}'
+    reply = raw_exchange(
+        gateway,
+        b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" + body,
+    )
+    assert_gateway_error(reply, 400, "Bad Request")
+    assert runtime.events == []
+
+
+@pytest.mark.parametrize("value", [b"abc", b"1e3", b"+5", b"5, 6", b" "])
+def test_malformed_content_length_is_400(gateway: LocalGateway, runtime: FakeRuntime, value: bytes) -> None:
+    reply = raw_exchange(gateway, b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n{}")
+    assert_gateway_error(reply, 400, "Bad Request")
+    assert runtime.events == []
+
+
+def test_conflicting_content_lengths_are_400(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    reply = raw_exchange(
+        gateway, b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+    )
+    assert_gateway_error(reply, 400, "Bad Request")
+    assert runtime.events == []
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n"],
+    ids=["bad-size", "no-terminator", "negative"],
+)
+def test_malformed_chunks_are_400(gateway: LocalGateway, runtime: FakeRuntime, chunks: bytes) -> None:
+    reply = raw_exchange(gateway, b"POST /query-all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+    assert_gateway_error(reply, 400, "Bad Request")
+    assert runtime.events == []
+
+
+def test_request_line_without_version_is_400_at_once(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    # HTTP/0.9 style: no version, no headers, and the client keeps the connection open.
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /query-all/jobs\r\n")
+        reply = sock.recv(65536)
+        seconds = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:100]
+    assert reply.endswith(b'{"message":"Bad Request"}'), reply[-100:]
+    assert seconds < 3
+    assert runtime.events == []
+
+
+def test_body_over_ten_megabytes_is_413_as_api_gateway_says(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    limit = 10 * 1024 * 1024
+    head = b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+    reply = raw_exchange(gateway, head % (limit + 1) + b"x" * (limit + 1), timeout=20)
+    assert reply.status == 413
+    assert reply.body == b'{"message":"Request Entity Too Large"}'  # byte for byte what API Gateway sends
+    chunked = b"POST /query-all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"%x\r\n" % (limit + 1) + b"x" * (limit + 1) + b"\r\n0\r\n\r\n"
+    reply = raw_exchange(gateway, chunked, timeout=20)
+    assert (reply.status, reply.body) == (413, b'{"message":"Request Entity Too Large"}')
+    assert runtime.events == []
+    # exactly the limit passes
+    assert raw_exchange(gateway, head % limit + b"x" * limit, timeout=20).status == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"".join(b"X-H%d: v\r\n" % i for i in range(101)),  # more headers than the gateway takes
+        b"X-Big: " + b"a" * 100_000 + b"\r\n",  # one header line longer than any server reads
+        b"X-Big: " + b"a" * 11_000 + b"\r\n",  # over API Gateway's 10,240 bytes of request line + headers
+    ],
+    ids=["101-headers", "100KB-header", "11KB-header"],
+)
+def test_oversized_headers_are_431_json(gateway: LocalGateway, runtime: FakeRuntime, headers: bytes) -> None:
+    reply = raw_exchange(gateway, b"GET /query-all/jobs/j1 HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    assert_gateway_error(reply, 431, "Request Header Fields Too Large")
+    assert runtime.events == []
+
+
+@pytest.mark.parametrize("length", [11_000, 70_000])
+def test_long_request_line_is_414_json(gateway: LocalGateway, runtime: FakeRuntime, length: int) -> None:
+    reply = raw_exchange(gateway, b"GET /query-all/jobs/" + b"a" * length + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_gateway_error(reply, 414, "URI Too Long")
+    assert runtime.events == []
+
+
+def test_headers_within_api_gateway_limit_pass(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    reply = raw_exchange(gateway, b"GET /query-all/jobs/j1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9_000 + b"\r\n\r\n")
+    assert reply.status == 200
+    assert runtime.last[1]["headers"]["x-big"] == "a" * 9_000
+
+
+@pytest.mark.parametrize("method", [b"TRACE", b"CONNECT", b"FOO", b"get"])
+def test_unknown_method_is_json(gateway: LocalGateway, runtime: FakeRuntime, method: bytes) -> None:
+    # HTTP APIs route GET, POST, PUT, PATCH, DELETE, HEAD and OPTIONS (ANY means those); no other
+    # method reaches a function, not even through $default.
+    reply = raw_exchange(gateway, method + b" /query-all/jobs/j1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_gateway_error(reply, 400, "Bad Request")
+    assert runtime.events == []
+
+
+def test_raw_space_in_query_string_is_400_json(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    reply = raw_exchange(gateway, b"GET /query-all/jobs?status=a b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_gateway_error(reply, 400, "Bad Request")
+    assert runtime.events == []
+
+
+def test_truncated_body_is_400_when_the_client_gives_up(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}")
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert (response.status, json.loads(response.read())) == (400, {"message": "Bad Request"})
+    assert runtime.events == []
+
+
+def test_every_connection_is_answered_after_bad_requests(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    for _ in range(3):
+        raw_exchange(gateway, b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    assert call(gateway, "GET", "/query-all/jobs/j1").status == 200
