@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra" / "local"))
 
-from queryall_local.gateway import LocalGateway  # noqa: E402
-from queryall_local.template import RouteSpec  # noqa: E402
+from queryall_local.gateway import LocalGateway
+from queryall_local.template import RouteSpec
 
 _ROUTES = [RouteSpec("GET", "/query-all/jobs/{jobId}", "PollFunction")]
 _REPLY = {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": '{"status":"processing"}'}

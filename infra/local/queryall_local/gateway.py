@@ -13,23 +13,46 @@ import errno
 import json
 import logging
 import os
+import re
+import selectors
+import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .template import ACCOUNT_ID, DEFAULT_ROUTE_KEY, LOCAL_API_ID, RouteSpec
 
 LOG = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-_NOT_FOUND = {"message": "Not Found"}
-_INTERNAL_ERROR = {"message": "Internal Server Error"}
-_TOO_LARGE = {"message": "Request Entity Too Large"}
+# HTTP API quotas (docs: "Quotas for configuring and running an HTTP API in API Gateway").
+MAX_BODY_BYTES = 10 * 1024 * 1024  # "Payload size: 10 MB"
+MAX_REQUEST_HEAD_BYTES = 10240  # "Total combined size of request line and header values: 10240 bytes"
+# The methods an HTTP API routes (ANY means these); any other method never reaches a function.
+HTTP_API_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+IDLE_TIMEOUT_SECONDS = 30
+_LISTEN_BACKLOG = 128  # a backlog of 5 makes bursts of clients wait for SYN retransmits (~1 s)
+
+# The errors API Gateway answers itself, in its words (the service's own errors are the
+# {"error": {"code", "message"}} envelope; these never reach a function).
+_GATEWAY_MESSAGES = {
+    400: "Bad Request",
+    404: "Not Found",
+    413: "Request Entity Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+_JSON = ("content-type", "application/json")
+_DIGITS = re.compile(r"[0-9]+")
+# Keys the handler adds to the WSGI environ: the request target and header lines as sent.
+_REQUEST_TARGET = "queryall.request_target"
+_HEADER_ITEMS = "queryall.header_items"
 
 
 class Invoker(Protocol):
@@ -230,116 +253,209 @@ def _request_id() -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Server
+# What API Gateway answers itself, before any function runs
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 makes bursts of clients wait for SYN retransmits (~1 s).
-    request_queue_size = 128
-    gateway: LocalGateway
+class _GatewayAnswer(Exception):
+    """The request ends at the gateway with ``status`` and API Gateway's ``{"message": ...}`` body."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "queryall-local-apigw"
-    sys_version = ""
+def gateway_error_body(status: int) -> bytes:
+    """API Gateway's body for an error it answers itself, byte for byte (compact JSON)."""
+    return json.dumps({"message": _GATEWAY_MESSAGES[status]}, separators=(",", ":")).encode()
 
-    def do_GET(self) -> None:
-        self._handle()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET  # noqa: N815
+def _framing_problem(command: str, headers: Any, request_line_bytes: int) -> int | None:
+    """The status API Gateway answers for a request whose head it refuses, or None when it is fine."""
+    if command not in HTTP_API_METHODS:
+        return 400
+    size = request_line_bytes + sum(len(name) + len(value) for name, value in headers.items())
+    if size > MAX_REQUEST_HEAD_BYTES:
+        return 431
+    lengths = headers.get_all("Content-Length") or []
+    if lengths and not (all(_DIGITS.fullmatch(v) for v in lengths) and len(set(map(int, lengths))) == 1):
+        return 400  # "-1", "abc", "5, 6", or two different lengths: the body's end is unknown
+    encodings = headers.get_all("Transfer-Encoding") or []
+    if encodings and ([e.strip().lower() for e in encodings] != ["chunked"] or lengths):
+        return 400  # only plain chunked, and never together with a length (request smuggling)
+    return None
 
-    def log_message(self, format: str, *args: Any) -> None:
-        LOG.debug("%s %s", self.address_string(), format % args)
 
-    def _handle(self) -> None:
-        gateway = self.server.gateway
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The request body; a _GatewayAnswer when it is over ``limit`` (413) or its framing is broken (400)."""
+    stream = environ["wsgi.input"]
+    try:
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader takes the chunks apart
+            data = bytearray()
+            while chunk := stream.read(64 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise _GatewayAnswer(413)
+            return bytes(data)
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # digits only: checked with the head
+        if length > limit:
+            raise _GatewayAnswer(413)
+        data = stream.read(length) if length else b""
+    except OSError as exc:  # a bad chunk size or terminator, or the client went silent
+        raise _GatewayAnswer(400) from exc
+    if len(data) < length:  # the client closed before sending all it announced
+        raise _GatewayAnswer(400)
+    return bytes(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Server: werkzeug's threaded WSGI server parses HTTP; the app below is API Gateway.
+
+
+class _GatewayApp:
+    """The WSGI application: route, build the v2 event, invoke, map the result (or answer itself)."""
+
+    def __init__(self, gateway: LocalGateway) -> None:
+        self._gateway = gateway
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         request_id = _request_id()
         started = time.monotonic()
-        body = self._read_body()
-        if body is None:
-            self._send(413, [("content-type", "application/json")], json.dumps(_TOO_LARGE).encode(), request_id)
-            self.close_connection = True
-            return
-        raw_path, _, raw_query = self.path.partition("?")
+        method = environ["REQUEST_METHOD"]
+        try:
+            status, headers, data = self._respond(environ, request_id)
+        except _GatewayAnswer as answer:
+            status, headers, data = answer.status, [_JSON], gateway_error_body(answer.status)
+        except Exception:
+            LOG.exception("%s %s failed", method, environ.get(_REQUEST_TARGET))
+            status, headers, data = 500, [_JSON], gateway_error_body(500)
+        # Framing is ours to decide; a handler's Content-Length could contradict the body.
+        out = [(n, v) for n, v in headers if n.lower() not in ("content-length", "connection", "transfer-encoding")]
+        out += [("Content-Length", str(len(data))), ("apigw-requestid", request_id)]
+        start_response(f"{status} {_reason(status)}".rstrip(), out)
+        LOG.debug("%s %s -> %s (%.0f ms)", method, environ.get(_REQUEST_TARGET), status,
+                  (time.monotonic() - started) * 1000)
+        return [b"" if method == "HEAD" else data]
+
+    def _respond(self, environ: dict[str, Any], request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        gateway = self._gateway
+        body = _read_body(environ, gateway.max_body_bytes)
+        raw_path, _, raw_query = environ[_REQUEST_TARGET].partition("?")
         if "://" in raw_path:  # absolute-form request target (proxies)
             raw_path = urllib.parse.urlsplit(raw_path).path or "/"
-        matched = match_route(gateway.routes, self.command, raw_path)
+        method = environ["REQUEST_METHOD"]
+        matched = match_route(gateway.routes, method, raw_path)
         if matched is None:
-            self._send(404, [("content-type", "application/json")], json.dumps(_NOT_FOUND).encode(), request_id)
-            return
+            raise _GatewayAnswer(404)
         route, path_parameters = matched
         event = build_event(
             route=route,
             path_parameters=path_parameters,
-            method=self.command,
+            method=method,
             raw_path=raw_path,
             raw_query=raw_query,
-            header_items=list(self.headers.items()),
+            header_items=environ[_HEADER_ITEMS],
             body=body,
-            source_ip=self.client_address[0],
+            source_ip=environ["REMOTE_ADDR"],
             api_id=gateway.api_id,
-            protocol=self.request_version,
+            protocol=environ["SERVER_PROTOCOL"],
             server_port=gateway.port,
             request_id=request_id,
         )
         try:
-            result = gateway.invoker.invoke(route.function, event)
-            status, headers, data = map_response(result)
+            return map_response(gateway.invoker.invoke(route.function, event))
         except Exception:
-            LOG.exception("%s %s: %s failed", self.command, raw_path, route.function)
-            status, headers, data = (
-                500,
-                [("content-type", "application/json")],
-                json.dumps(_INTERNAL_ERROR).encode(),
-            )
-        self._send(status, headers, data, request_id)
-        LOG.debug(
-            "%s %s -> %s %s (%.0f ms)",
-            self.command,
-            raw_path,
-            route.route_key,
-            status,
-            (time.monotonic() - started) * 1000,
-        )
+            LOG.exception("%s %s: %s failed", method, raw_path, route.function)
+            return 500, [_JSON], gateway_error_body(500)
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None when it exceeds the limit."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                line = self.rfile.readline(65537)
-                length = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if length == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                size += length
-                if size > self.server.gateway.max_body_bytes:
-                    return None
-                chunks.append(self.rfile.read(length))
-                self.rfile.readline(65537)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self.server.gateway.max_body_bytes:
-            return None
-        return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, headers: list[tuple[str, str]], data: bytes, request_id: str) -> None:
-        self.send_response(status, _reason(status))
-        for name, value in headers:
-            # Framing is ours to decide; a handler's Content-Length could contradict the body.
-            if name.lower() in ("content-length", "connection", "transfer-encoding"):
-                continue
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("apigw-requestid", request_id)
-        self.end_headers()
-        if self.command != "HEAD" and data:
-            self.wfile.write(data)
+class _Handler(WSGIRequestHandler):
+    """werkzeug's request handler with API Gateway's limits on the request head and its error bodies."""
+
+    server_version = "queryall-local-apigw"  # instead of werkzeug's version (a property there)
+    sys_version = ""
+    # A client silent this long in the middle of a request is dropped instead of holding a thread.
+    timeout = IDLE_TIMEOUT_SECONDS
+
+    def parse_request(self) -> bool:
+        line = self.raw_requestline.rstrip(b"\r\n")
+        # What http.server's parse_request would set first; the early answers below need them.
+        self.command, self.request_version = "", self.protocol_version
+        self.requestline = line[:200].decode("iso-8859-1")
+        if len(line) > MAX_REQUEST_HEAD_BYTES:
+            self.send_error(414)
+            return False
+        words = line.split()
+        if words and len(words) != 3:
+            # No version (HTTP/0.9: http.server would wait for headers that never come) or a raw
+            # space in the target.
+            self.send_error(400)
+            return False
+        if not super().parse_request():
+            return False
+        target = self.path
+        if not (target.startswith("/") or target.startswith(("http://", "https://"))) or not _target_parses(target):
+            self.send_error(400)
+            return False
+        problem = _framing_problem(self.command, self.headers, len(line))
+        if problem is not None:
+            self.send_error(problem)
+            return False
+        return True
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        # The raw target and every header line as sent: werkzeug's environ decodes the path and
+        # drops header names with "_", while API Gateway hands both to the function unchanged.
+        environ[_REQUEST_TARGET] = self.path
+        environ[_HEADER_ITEMS] = list(self.headers.items())
+        return environ
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad line, too many or too long headers) as API Gateway words them."""
+        status = code if code in _GATEWAY_MESSAGES and code < 500 else 400
+        self.close_connection = True
+        if self.request_version in ("", "HTTP/0.9"):
+            self.request_version = "HTTP/1.1"  # so the status line and headers are written
+        data = gateway_error_body(status)
+        try:
+            self.send_response(status, _reason(status))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("apigw-requestid", _request_id())
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            self.wfile.flush()
+            self._drain()
+        except OSError:
+            pass  # the client is gone; nothing left to tell it
+
+    def _drain(self) -> None:
+        # Read what the client already sent (briefly, bounded) before closing: closing a socket
+        # with unread data resets the connection, and the client could lose the answer.
+        total = 0
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.connection, selectors.EVENT_READ)
+            while total <= 2 * MAX_BODY_BYTES and selector.select(timeout=0.05):
+                data = self.connection.recv(64 * 1024)
+                if not data:
+                    break
+                total += len(data)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        LOG.debug("%s %s %s", self.address_string(), self.requestline, code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        LOG.debug("%s %s", self.address_string(), message % args if args else message)
+
+
+def _target_parses(target: str) -> bool:
+    try:
+        urllib.parse.urlsplit(target)
+    except ValueError:
+        return False
+    return True
 
 
 def _reason(status: int) -> str:
@@ -368,7 +484,7 @@ class LocalGateway:
         self.max_body_bytes = max_body_bytes
         self._host = host
         self._requested_port = port
-        self._server: _Server | None = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -384,16 +500,30 @@ class LocalGateway:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("gateway already started")
+        # Bound here rather than by werkzeug, which prints and exits the process on a taken port.
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
         try:
-            server = _Server((self._host, self._requested_port), _Handler)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self._host, self._requested_port))
+            listener.listen(_LISTEN_BACKLOG)
+            server = make_server(
+                self._host,
+                listener.getsockname()[1],
+                _GatewayApp(self),
+                threaded=True,
+                request_handler=_Handler,
+                fd=listener.fileno(),
+            )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(exc.errno, f"{self._host}:{self._requested_port} is already in use") from exc
             raise
-        server.gateway = self
+        finally:
+            listener.close()  # the server holds its own duplicate of the socket
         self._server = server
-        # Listening from here on (bind+listen happen in the constructor): connections queue in the
-        # backlog until serve_forever picks them up, so the gateway accepts requests on return.
+        # Listening from here on: connections queue in the backlog until serve_forever picks them
+        # up, so the gateway accepts requests on return.
         self._thread = threading.Thread(
             target=server.serve_forever, args=(0.1,), name="queryall-local-apigw", daemon=True
         )
