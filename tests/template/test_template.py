@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import subprocess
@@ -13,30 +12,10 @@ import pytest
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from tests.template.sam_output import ROOT, TEMPLATE, OfflinePolicyLoader, packaged
+
 DEFINITION = ROOT / "infra" / "statemachine" / "query_all.asl.json"
 BIN = Path(sys.executable).parent
-
-
-class _OfflinePolicyLoader:
-    """SAM resolves managed policy names through IAM; answer offline with the ones the template uses."""
-
-    def load(self) -> dict[str, str]:
-        names = ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess"]
-        return {name: f"arn:aws:iam::aws:policy/{name}" for name in names}
-
-
-def _packaged(template: dict) -> dict:
-    """What `sam package` does to local paths: they become S3 locations."""
-    packaged = copy.deepcopy(template)
-    for resource in packaged["Resources"].values():
-        props = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
-            if key in props:
-                props[key] = f"s3://artifacts/{key.lower()}"
-    packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/code"
-    return packaged
 
 
 def test_cfn_lint_passes() -> None:
@@ -47,7 +26,7 @@ def test_cfn_lint_passes() -> None:
 def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     template = yaml_parse(TEMPLATE.read_text())
-    output = transform(_packaged(template), {}, _OfflinePolicyLoader())
+    output = transform(packaged(template), {}, OfflinePolicyLoader())
     resources = output["Resources"]
     functions = {k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
     assert functions == {

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from samtranslator.yaml_helper import yaml_parse
 
 STACK_NAME = "queryall"
 REGION = "us-east-1"
@@ -189,35 +190,14 @@ def function_name_from_identifier(identifier: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# YAML with CloudFormation short-form tags
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns ``!Ref X`` / ``!GetAtt A.B`` / ``!Sub s`` into their long forms."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if tag_suffix in ("Ref", "Condition"):
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+# Reading the template: the SAM translator's own YAML reader, so short-form intrinsics
+# (``!Ref X``, ``!GetAtt A.B``, ``!Sub s``) are read exactly as ``sam deploy`` reads them.
 
 
 def read_template(path: Path) -> dict[str, Any]:
     """The template as plain data, short-form intrinsics expanded to ``{"Ref": ...}`` etc."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - safe subclass
+        data = yaml_parse(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
@@ -370,6 +350,15 @@ class _Resolver:
 
     def _state_machine_name(self, name: str, props: Mapping[str, Any]) -> str:
         return self._named(name, props, "Name" if "Name" in props else "StateMachineName", name)
+
+
+def resolve_locally(value: Any, template: Mapping[str, Any], parameters: Mapping[str, str]) -> Any:
+    """``value`` with its intrinsics resolved to the local names and ARNs the local stack uses.
+
+    For comparing the local stack's reading of a template with another reader's (the SAM translator
+    keeps intrinsics in its output): resolve both sides the same way, then compare.
+    """
+    return _Resolver(template["Resources"], parameters).resolve(value, "value")
 
 
 # --------------------------------------------------------------------------------------------
