@@ -504,3 +504,15 @@ def test_every_connection_is_answered_after_bad_requests(gateway: LocalGateway, 
     for _ in range(3):
         raw_exchange(gateway, b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
     assert call(gateway, "GET", "/query-all/jobs/j1").status == 200
+
+
+def test_expect_100_continue_gets_one_interim_reply(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(b"POST /query-all HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"{}")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 ") and b"100 Continue" not in reply
+    assert runtime.last[1]["body"] == "{}"

@@ -402,6 +402,9 @@ class _Handler(WSGIRequestHandler):
             return False
         return True
 
+    def handle_expect_100(self) -> bool:
+        return True  # werkzeug sends the "100 Continue" itself; http.server would send a second one
+
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
         # The raw target and every header line as sent: werkzeug's environ decodes the path and
