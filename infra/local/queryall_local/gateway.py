@@ -4,6 +4,10 @@ Each request is matched against the template's routes with HTTP API's precedence
 method+path, then path variables, then greedy ``{proxy+}``, then ``$default``), turned into the
 v2 event API Gateway would send, handed to the runtime, and the function's result mapped back to
 an HTTP response the way API Gateway does it.
+
+HTTP itself (request line, headers, chunked bodies) is werkzeug's threaded server's job; on top of it
+this module enforces HTTP API's quotas and answers what API Gateway answers itself, in its words
+(``{"message": "..."}``): a request it refuses never reaches a function.
 """
 
 from __future__ import annotations
@@ -372,7 +376,6 @@ class _Handler(WSGIRequestHandler):
     """werkzeug's request handler with API Gateway's limits on the request head and its error bodies."""
 
     server_version = "queryall-local-apigw"  # instead of werkzeug's version (a property there)
-    sys_version = ""
     # A client silent this long in the middle of a request is dropped instead of holding a thread.
     timeout = IDLE_TIMEOUT_SECONDS
 
@@ -401,6 +404,9 @@ class _Handler(WSGIRequestHandler):
             self.send_error(problem)
             return False
         return True
+
+    def version_string(self) -> str:
+        return self.server_version  # the Server header, without Python's version
 
     def handle_expect_100(self) -> bool:
         return True  # werkzeug sends the "100 Continue" itself; http.server would send a second one
@@ -462,6 +468,8 @@ def _target_parses(target: str) -> bool:
 
 
 def _reason(status: int) -> str:
+    if status in _GATEWAY_MESSAGES:  # the status line says what the body says
+        return _GATEWAY_MESSAGES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
