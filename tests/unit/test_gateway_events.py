@@ -518,3 +518,14 @@ def test_expect_100_continue_gets_one_interim_reply(gateway: LocalGateway, runti
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200 ") and b"100 Continue" not in reply
     assert runtime.last[1]["body"] == "{}"
+
+
+def test_chunk_extensions_and_blank_lines_before_the_request(gateway: LocalGateway, runtime: FakeRuntime) -> None:
+    # Both are valid HTTP/1.1 (RFC 9112, 7.1.1 and 2.2); neither may drop the connection.
+    reply = raw_exchange(
+        gateway,
+        b"\r\nPOST /query-all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;name=value\r\nhello\r\n0\r\n\r\n",
+    )
+    assert reply.status == 200
+    assert runtime.last[1]["body"] == "hello"

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler, make_server
 
 from .template import ACCOUNT_ID, DEFAULT_ROUTE_KEY, LOCAL_API_ID, RouteSpec
 
@@ -54,6 +54,9 @@ _GATEWAY_MESSAGES = {
 }
 _JSON = ("content-type", "application/json")
 _DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 4096  # a chunk size with its extensions
+_BLANK_LINES_SKIPPED = 4
 # Keys the handler adds to the WSGI environ: the request target and header lines as sent.
 _REQUEST_TARGET = "queryall.request_target"
 _HEADER_ITEMS = "queryall.header_items"
@@ -380,6 +383,11 @@ class _Handler(WSGIRequestHandler):
     timeout = IDLE_TIMEOUT_SECONDS
 
     def parse_request(self) -> bool:
+        # HTTP/1.1 asks servers to skip empty lines before a request line (RFC 9112, 2.2).
+        for _ in range(_BLANK_LINES_SKIPPED):
+            if self.raw_requestline not in (b"\r\n", b"\n"):
+                break
+            self.raw_requestline = self.rfile.readline(65537)
         line = self.raw_requestline.rstrip(b"\r\n")
         # What http.server's parse_request would set first; the early answers below need them.
         self.command, self.request_version = "", self.protocol_version
@@ -417,6 +425,8 @@ class _Handler(WSGIRequestHandler):
         # drops header names with "_", while API Gateway hands both to the function unchanged.
         environ[_REQUEST_TARGET] = self.path
         environ[_HEADER_ITEMS] = list(self.headers.items())
+        if environ.get("wsgi.input_terminated"):
+            environ["wsgi.input"] = _Dechunked(self.rfile)
         return environ
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -457,6 +467,17 @@ class _Handler(WSGIRequestHandler):
 
     def log(self, type: str, message: str, *args: Any) -> None:
         LOG.debug("%s %s", self.address_string(), message % args if args else message)
+
+
+class _Dechunked(DechunkedInput):
+    """werkzeug's chunked reader, also taking chunk extensions (``5;name=value``), which HTTP allows."""
+
+    def read_chunk_len(self) -> int:
+        line = self._rfile.readline(_MAX_CHUNK_LINE)
+        size = line.split(b";", 1)[0].strip(b" \t\r\n")
+        if not _HEX.fullmatch(size):
+            raise OSError(f"invalid chunk size line {line[:40]!r}")
+        return int(size, 16)
 
 
 def _target_parses(target: str) -> bool:
