@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost openapi clean
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway openapi clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ e2e: install
 template: install
 	$(BIN)/python -m pytest -q tests/template
 
-bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost
+bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway
 
 ## make bench-fanout: the local pipeline over HTTP vs one process querying every tenant (177 and 1,000).
 bench-fanout: install
@@ -54,6 +54,10 @@ bench-fanout: install
 ## make bench-coldstart: each function's handler import time (and first invoke) vs boto3 + Powertools.
 bench-coldstart: install
 	$(BIN)/python bench/coldstart.py
+
+## make bench-gateway: the local gateway's own cost per request (a loop of GET polls, function answers at once).
+bench-gateway: install
+	$(BIN)/python bench/gateway.py
 
 ## make bench-isolation-cost: per-tenant cost of the isolation sandbox vs the ATTACH/DETACH floor.
 bench-isolation-cost: install
