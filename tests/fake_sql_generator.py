@@ -26,7 +26,6 @@ def _chat(content: str, **extra: Any) -> dict:
 
 # keyword in the question -> (HTTP status, body: dict as JSON, str as is, None: sleep past any timeout)
 ANSWERS: dict[str, tuple[int, Any]] = {
-    "people": (200, _chat(f"```sql\n{GOOD_SQL}\n```")),
     "prose": (200, _chat(f"Sure! Here is the query you asked for:\n\n{GOOD_SQL};\n\nIt counts every person.")),
     "delete": (200, _chat("```sql\nDELETE FROM person\n```")),
     "other tenant": (200, _chat("SELECT count(*) AS n FROM warehouse_other.main.person")),
@@ -38,6 +37,7 @@ ANSWERS: dict[str, tuple[int, Any]] = {
     "broken": (500, {"error": {"message": "secret-internal-detail sk-live-123"}}),
     "busy": (429, {"error": {"message": "slow down"}}),
     "slow": (200, None),
+    "people": (200, _chat(f"```sql\n{GOOD_SQL}\n```")),  # last: the other keywords win over it
 }
 
 
@@ -54,7 +54,7 @@ class FakeSqlGenerator:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 question = _question(body)
                 key = next((k for k in ANSWERS if k in question.lower()), "people")
