@@ -22,9 +22,14 @@ SQL = "SELECT currency, sum(amount) AS total FROM payment GROUP BY ALL"
     f"The answer is {SQL}",
     f"`{SQL}`",
     "SELECT currency,\n       sum(amount) AS total\nFROM payment\nGROUP BY ALL",
+    f"Use this query:\n{SQL};\nIt sums payments per currency.",
+    f"From the schema, payments have a currency.\nWith that:\n\n{SQL}\n\nShow it as a table.",
+    f"<think>\nThe user wants totals. SELECT * FROM person would be wrong.\n```sql\nSELECT 1\n```\n</think>\n{SQL}",
+    f"<think>From payment, group by currency.</think>\n\n```sql\n{SQL}\n```",
+    SQL.lower(),
 ])
 def test_one_statement_is_found_in_any_shape(answer: str) -> None:
-    assert " ".join(extract_sql(answer).split()) == SQL
+    assert " ".join(extract_sql(answer).split()).lower() == SQL.lower()
 
 
 def test_semicolons_in_strings_and_comments_do_not_split() -> None:

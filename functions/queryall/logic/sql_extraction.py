@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import re
 
-# A statement starts with one of these (DuckDB's statement keywords); prose rarely starts a line so.
+# A statement starts with one of these (DuckDB's statement keywords), written all upper or all lower
+# case: a sentence that starts with one ("Use this query:", "From the schema…") is capitalised.
 _KEYWORDS = (
     "SELECT", "WITH", "FROM", "VALUES", "TABLE", "PIVOT", "UNPIVOT", "DESCRIBE", "SHOW", "SUMMARIZE",
     "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "TRUNCATE", "ATTACH", "DETACH", "COPY",
     "EXPORT", "IMPORT", "SET", "RESET", "USE", "PRAGMA", "CALL", "INSTALL", "LOAD", "EXPLAIN", "CHECKPOINT",
     "VACUUM", "ANALYZE", "BEGIN", "COMMIT", "ROLLBACK", "PREPARE", "EXECUTE", "GRANT",
 )
-_STATEMENT_START = re.compile(r"^\s*\(*\s*(?:" + "|".join(_KEYWORDS) + r")\b", re.IGNORECASE)
+_FIRST_WORD = re.compile(r"^\s*\(*\s*([A-Za-z]+)\b")
 # A query introduced inside a sentence ("Here it is: SELECT …"): upper-case SELECT or WITH only.
 _INLINE_START = re.compile(r"\b(?:SELECT|WITH)\b")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _NO_SQL_ANSWER = re.compile(r"^\W*no\s+sql\W*$", re.IGNORECASE)
+# Reasoning models (DeepSeek-R1, Qwen3…) think aloud before answering; that is not the answer.
+_THINKING = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def _starts_statement(line: str) -> bool:
+    match = _FIRST_WORD.match(line)
+    word = match.group(1) if match else ""
+    return word.upper() in _KEYWORDS and (word.isupper() or word.islower())
 
 
 class ExtractionFailed(ValueError):
@@ -77,15 +86,12 @@ def _has_code(text: str) -> bool:
     return without_comments.strip() != ""
 
 
-def _paragraphs(text: str) -> list[str]:
-    return [p for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
-
-
 def _bare_sql(answer: str) -> list[str]:
-    """The SQL paragraphs of an answer without fences: from the first line that starts a statement to
-    the end of its paragraph, plus any later paragraph that also reads as SQL."""
+    """The SQL of an answer without fences: from the first line that starts a statement to its end (a
+    line ending in ';', or a blank line), plus any later line that starts another statement (so that a
+    second statement is seen and refused); prose around it is dropped."""
     lines = answer.splitlines()
-    start = next((i for i, line in enumerate(lines) if _STATEMENT_START.match(line)), None)
+    start = next((i for i, line in enumerate(lines) if _starts_statement(line)), None)
     if start is None:
         for i, line in enumerate(lines):
             if match := _INLINE_START.search(line):
@@ -94,19 +100,24 @@ def _bare_sql(answer: str) -> list[str]:
                 break
     if start is None:
         return []
-    paragraphs = _paragraphs("\n".join(lines[start:]))
-    found = [paragraphs[0]]
-    for paragraph in paragraphs[1:]:
-        first = paragraph.lstrip()
-        # Prose after the query is dropped; a second query is kept, so that it can be refused.
-        if _STATEMENT_START.match(first) and (first.split(None, 1)[0].isupper() or first.rstrip().endswith(";")):
-            found.append(paragraph)
-    return found
+    pieces: list[list[str]] = [[]]
+    in_statement = True
+    for line in lines[start:]:
+        if not in_statement and _starts_statement(line):
+            pieces.append([])
+            in_statement = True
+        if in_statement:
+            if not line.strip():
+                in_statement = False
+                continue
+            pieces[-1].append(line)
+            in_statement = not line.rstrip().endswith(";")
+    return ["\n".join(piece) for piece in pieces]
 
 
 def extract_sql(answer: str) -> str:
     """The one SQL statement in `answer`, without a trailing semicolon."""
-    text = answer.strip()
+    text = _THINKING.sub("", answer).strip()
     if not text or _NO_SQL_ANSWER.match(text):
         raise ExtractionFailed("the answer held no SQL")
     fenced = [body for _lang, body in _FENCE.findall(text) if _has_code(body)]
