@@ -280,3 +280,9 @@ def test_generator_from_settings() -> None:
                                     sql_generator_timeout_seconds=3))
     assert isinstance(openai, OpenAiCompatibleGenerator) and openai.timeout_seconds == 3
     assert openai.identity != bedrock.identity
+
+
+def test_a_client_error_is_not_retried(fake) -> None:
+    with pytest.raises(GeneratorFailed, match=r"the generator rejected the request \(HTTP 404\)"):
+        OpenAiCompatibleGenerator(fake.url + "/wrong", "m", None, 5).generate(build_prompt("how many people", "T"))
+    assert fake.calls["people"] == 1

@@ -150,7 +150,7 @@ class OpenAiCompatibleGenerator:
             raise GeneratorFailed("the generator is throttling requests (HTTP 429)" if status == 429
                                   else f"the generator failed (HTTP {status})") from None
         if response.status_code != 200:
-            raise GeneratorFailed(f"the generator refused the request (HTTP {response.status_code})")
+            raise GeneratorFailed(f"the generator rejected the request (HTTP {response.status_code})")
         return _openai_answer(response)
 
 
