@@ -167,6 +167,8 @@ def _openai_answer(response: Any) -> GeneratorAnswer:
     if message.get("refusal") or choice.get("finish_reason") == "content_filter":
         raise GeneratorFailed("the generator refused to answer")
     content = message.get("content")
+    if isinstance(content, list):  # some servers answer in typed parts: [{"type": "text", "text": …}]
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict)) or None
     if not isinstance(content, str):
         raise GeneratorFailed("malformed response from the generator")
     return GeneratorAnswer(content, _int_or_none(usage.get("prompt_tokens")),
