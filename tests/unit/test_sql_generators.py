@@ -229,8 +229,8 @@ class FakeMotherDuck:
         self.executed.append(f"USE warehouse_{bucket}")
         return f"warehouse_{bucket}"
 
-    def execute(self, sql: str, params: list) -> FakeMotherDuck:
-        self.executed.append((sql, params))
+    def execute(self, sql: str) -> FakeMotherDuck:
+        self.executed.append(sql)
         deadline = time.monotonic() + self.delay
         while time.monotonic() < deadline and not self.interrupted:
             time.sleep(0.01)
@@ -252,7 +252,10 @@ def test_motherduck_prompt_sql_on_the_first_target() -> None:
     backend = FakeMotherDuck()
     prompt = build_prompt("how many people?", CONTEXT.text, CONTEXT.buckets[0])
     assert MotherDuckGenerator(backend, 5).generate(prompt).text == GOOD_SQL
-    assert backend.executed == ["USE warehouse_acme", ("CALL prompt_sql(?)", ["how many people?"])]
+    assert backend.executed == ["USE warehouse_acme", "CALL prompt_sql('how many people?')"]
+    backend.executed.clear()
+    MotherDuckGenerator(backend, 5).generate(build_prompt("O'Brien's people?", "T", "acme"))
+    assert backend.executed[1] == "CALL prompt_sql('O''Brien''s people?')"
 
 
 def test_motherduck_timeout_and_malformed() -> None:

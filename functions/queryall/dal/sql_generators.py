@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from queryall.settings import Settings
+from queryall.sql_literals import sql_string
 
 PROMPT_FILE = Path(__file__).resolve().parents[1] / "prompts" / "sql_generation.v1.txt"
 PROMPT_VERSION = "v1"
@@ -283,7 +284,8 @@ class MotherDuckGenerator:
         timer.start()
         try:
             self.tenants.use(con, prompt.first_bucket)
-            row = con.execute("CALL prompt_sql(?)", [prompt.question]).fetchone()
+            # A literal, as the guard passes SQL to DuckDB (a parameter makes DuckDB probe for pandas).
+            row = con.execute(f"CALL prompt_sql({sql_string(prompt.question)})").fetchone()
         except Exception as error:
             if not timer.is_alive():
                 raise GeneratorFailed(f"timeout (no answer within {self.timeout_seconds:g} s)") from None
