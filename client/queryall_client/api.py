@@ -45,6 +45,10 @@ class QueryAllClient:
     def submit(self, body: dict[str, Any]) -> str:
         return self._json("POST", "/query-all", json=body)["data"]["job_id"]
 
+    def preview_sql(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /query-all/sql: the SQL a question would run ({"sql", "tables"}), nothing run."""
+        return self._json("POST", "/query-all/sql", json=body)["data"]
+
     def job_text(self, job_id: str) -> str:
         """GET /query-all/jobs/{jobId}, as the exact JSON text the API sent."""
         return self._send("GET", f"/query-all/jobs/{job_id}").text

@@ -44,6 +44,8 @@ def add_commands(subparsers: Any) -> None:
     query.add_argument("--format", choices=("table", "json", "csv", "arrow"), default="table",
                        help="table (default), json (the API's result document), csv, arrow (Arrow IPC file)")
     query.add_argument("-o", "--output", type=Path, help="write the result to this file instead of stdout")
+    query.add_argument("--show-sql", action="store_true",
+                       help="with --question: print the SQL it would run (POST /query-all/sql) and run nothing")
     query.set_defaults(func=_command(_query))
 
     jobs = subparsers.add_parser("jobs", parents=[connection], help="list your jobs, newest first")
@@ -116,6 +118,8 @@ def _query(client: Any, args: argparse.Namespace, out: Any, err: Any) -> int:
     if args.format == "arrow" and args.output is None and out.is_terminal:
         _say(err, "queryall: error: --format arrow writes a binary file: give --output FILE (or pipe it)")
         return EXIT_USAGE
+    if args.show_sql:
+        return _show_sql(client, args)
     request = {"sql": args.sql, "question": args.question, "buckets": args.buckets, "limit": args.limit,
                "table": args.table}
     job_id = client.submit({name: value for name, value in request.items() if value is not None})
@@ -131,10 +135,23 @@ def _query(client: Any, args: argparse.Namespace, out: Any, err: Any) -> int:
         _say(err, f"queryall: job {job_id} was cancelled")
         return EXIT_FAILED
     data = entry["data"]
+    if data.get("sql"):  # a question: the SQL generated from it, before the result
+        _say(err, f"SQL: {data['sql']}")
     if entry["meta"].get("truncated") and args.format != "json":
         data = _all_rows(client, job_id, data, entry["meta"].get("next_cursor"), err)
     _write_result(client, job_id, data, args, out)
     _summarize(err, entry["meta"])
+    return EXIT_OK
+
+
+def _show_sql(client: Any, args: argparse.Namespace) -> int:
+    """The SQL alone, on stdout (or --output): generated and checked for a question, never run."""
+    if args.question is None:
+        sql = args.sql
+    else:
+        request = {"question": args.question, "buckets": args.buckets, "table": args.table}
+        sql = client.preview_sql({name: value for name, value in request.items() if value is not None})["sql"]
+    _write_text(args.output, sql + "\n")
     return EXIT_OK
 
 
@@ -281,6 +298,8 @@ def _status(client: Any, args: argparse.Namespace, out: Any, err: Any) -> int:
     data = body["data"]
     if "columns" in data:
         _say(out, f"job {args.job_id}: completed")
+        if data.get("sql"):
+            _say(out, f"SQL: {data['sql']}")
         _summarize(out, body["meta"])
     elif data["status"] == "processing":
         _say(out, f"job {args.job_id}: processing, {describe_progress(data['progress'])}")

@@ -50,6 +50,18 @@ class ServiceUnavailable(QueryAllError):
     code = "service_unavailable"
 
 
+class GenerationFailed(QueryAllError):
+    """No usable SQL came from a question (no generator, timeout, refusal, no SQL, SQL the guard refuses)."""
+
+    status_code = 422
+    code = "generation_failed"
+    PREFIX = "Could not generate SQL: "
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.PREFIX + reason)
+        self.reason = reason
+
+
 class ResponseTooLarge(QueryAllError):
     """A single row is larger than a response can carry (the full result is still downloadable)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +45,18 @@ class Settings(BaseModel):
     result_url_expiry_seconds: int = Field(900, ge=1, le=604_800)
     # How long a fetched API key list is trusted before SSM is read again.
     api_keys_cache_seconds: int = Field(300, ge=0)
+
+    # Question mode (queryall.logic.sql_generation): which generator turns a question into SQL, and how.
+    sql_generator: Literal["none", "bedrock", "openai", "motherduck"] = "none"
+    sql_generator_model: str | None = None
+    sql_generator_url: str | None = None
+    # Where the OpenAI-compatible endpoint's API key is kept: an SSM parameter or a Secrets Manager secret.
+    sql_generator_api_key_parameter: str | None = None
+    sql_generator_api_key_secret: str | None = None
+    # The whole generation, its one retry included, must end within this (the preview route answers
+    # inside API Gateway's 30 s).
+    sql_generator_timeout_seconds: float = Field(20.0, gt=0, le=120)
+    schema_context_max_chars: int = Field(24_000, ge=1_000, le=500_000)
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

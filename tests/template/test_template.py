@@ -33,6 +33,7 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         "SubmitFunction", "PollFunction", "SqlGuardFunction", "PlanTargetsFunction",
         "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
         "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
+        "GenerateSqlFunction", "SqlPreviewFunction",
     }
     routes = {v["Properties"]["RouteKey"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Route"}
     if not routes:  # SAM may inline the routes as an OpenAPI body instead of Route resources
@@ -40,7 +41,7 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         routes = {f"{m.upper()} {p}" for p, ops in api["Properties"]["Body"]["paths"].items() for m in ops}
     assert {"POST /query-all", "GET /query-all/jobs/{jobId}", "GET /query-all/wait", "GET /query-all/jobs",
             "DELETE /query-all/jobs/{jobId}", "GET /query-all/jobs/{jobId}/results",
-            "GET /openapi.json", "GET /query-all/databases",
+            "GET /openapi.json", "GET /query-all/databases", "POST /query-all/sql",
             "POST /query-all/catalog/refresh"} <= {r.replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY")
                                                                    for r in routes}
     machine = next(v for v in resources.values() if v["Type"] == "AWS::StepFunctions::StateMachine")
@@ -55,8 +56,11 @@ def test_duckdb_only_where_needed() -> None:
                   if r["Type"] == "AWS::Serverless::Function" and r["Properties"].get("Layers")}
     # Poll loads pyarrow only for ?format=arrow (tests/unit/test_openapi.py checks its default path).
     # PlanTargets imports duckdb only to list MotherDuck (md:) databases.
+    # GenerateSql checks generated SQL with the guard's parser; both question-mode functions ask MotherDuck's
+    # prompt_sql through duckdb (SqlPreview imports it on that path alone).
     assert with_layer == {"SqlGuardFunction", "QueryBatchFunction", "AggregateFunction", "PollFunction",
-                          "ResultsFunction", "PlanTargetsFunction", "RefreshCatalogFunction"}
+                          "ResultsFunction", "PlanTargetsFunction", "RefreshCatalogFunction",
+                          "GenerateSqlFunction", "SqlPreviewFunction"}
 
 
 def test_state_machine_definition_passes_statelint(tmp_path: Path) -> None:

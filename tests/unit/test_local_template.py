@@ -149,7 +149,8 @@ def test_definition_substitutions_applied(raw: dict[str, Any]) -> None:
     resources = task_resources(definition["States"])
     assert sorted(set(resources)) == sorted(
         function_arn(name)
-        for name in ("PlanTargetsFunction", "QueryBatchFunction", "AggregateFunction", "FailJobFunction")
+        for name in ("PlanTargetsFunction", "QueryBatchFunction", "AggregateFunction", "FailJobFunction",
+                     "GenerateSqlFunction")
     )
     assert machine.type == "STANDARD"
 

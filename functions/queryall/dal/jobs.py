@@ -120,6 +120,24 @@ class JobStore:
                 break
         return jobs, start
 
+    def record_generated_sql(self, job_id: str, sql: str) -> bool:
+        """Keep the SQL generated for a question job in its request (poll, wait, pages and the job list
+        show it from there); False when the job is no longer processing."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #request.#sql = :sql",
+                ConditionExpression="#status = :processing",
+                ExpressionAttributeNames={"#request": "request", "#sql": "sql", "#status": "status"},
+                ExpressionAttributeValues={":sql": {"S": sql}, ":processing": {"S": JobStatus.PROCESSING.value}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def finish(self, job_id: str, status: JobStatus, attributes: dict[str, Any]) -> bool:
         """Move a processing job to a final status; False when it was not processing (or is gone)."""
         values = {"status": status.value, **attributes}

@@ -14,6 +14,7 @@ from queryall.dal.partial_results import PartialResultStore
 from queryall.logic.combined_result import merge_partials
 from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
 from queryall.logic.json_rows import column_types
+from queryall.logic.polling import sql_member
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
 from queryall.logic.result_pages import rows_within
 from queryall.logic.step_errors import describe_step_error
@@ -137,7 +138,8 @@ def completed_item(
     # shorter than false, so the meta finally written is never larger than the one sized here; nor is
     # an execution time set later by `finished`.
     sized_meta = _shorten_errors(result.meta(_LONGEST_EXECUTION_SECONDS, total), MAX_ERRORS_BYTES)
-    empty_body = f'{{"data":{{"columns":{columns},"rows":[]}},"meta":{json.dumps(sized_meta, ensure_ascii=False)}}}'
+    empty_body = (f'{{"data":{{"columns":{columns},"rows":[]{sql_member(job)}}},'
+                  f'"meta":{json.dumps(sized_meta, ensure_ascii=False)}}}')
     row_texts = rows_within(result.table, response_budget - LINKS_RESERVE - escaped_size(empty_body) + 2)
     room = item_budget - item_size(_item_without_rows(job, columns, sized_meta, now)) - len(ROWS_ATTRIBUTE)
     kept, rows_bz2 = fit_compressed_rows(row_texts, room)

@@ -59,6 +59,14 @@ def completed_meta(
     return meta
 
 
+def sql_member(job: Job) -> str:
+    """`,"sql":"…"` for a question job whose SQL was generated (as the reference's NL mode returns it in
+    `data`), else nothing; JSON text to splice after a body's rows."""
+    if job.request.question is None or job.request.sql is None:
+        return ""
+    return ',"sql":' + json.dumps(job.request.sql, ensure_ascii=False)
+
+
 def job_response_body(
     job: Job, result_format: ResultFormat = ResultFormat.JSON, links: ResultLinks | None = None
 ) -> str:
@@ -72,10 +80,12 @@ def job_response_body(
             return arrow_poll_body(job, links)
         rows = bz2.decompress(job.rows_bz2 or b"").decode("utf-8")
         meta = json.dumps(completed_meta(job, result_format, links), separators=(",", ":"), ensure_ascii=False)
-        return f'{{"data":{{"columns":{job.columns},"rows":{rows}}},"meta":{meta}}}'
+        return f'{{"data":{{"columns":{job.columns},"rows":{rows}{sql_member(job)}}},"meta":{meta}}}'
     data: dict = {"job_id": job.job_id, "status": job.status.value}
     if job.status is JobStatus.PROCESSING:
         data["progress"] = job.progress().model_dump()
+        if job.request.question is not None and job.request.sql is not None:
+            data["sql"] = job.request.sql
     if job.status is JobStatus.FAILED:
         data["error_code"] = job.error_code
         data["error_message"] = job.error_message

@@ -16,7 +16,7 @@ from queryall.logic.combined_result import ipc_stream
 from queryall.logic.item_fit import largest_prefix
 from queryall.logic.json_rows import table_to_json_rows
 from queryall.logic.paging import next_cursor
-from queryall.logic.polling import ResultLinks, completed_meta
+from queryall.logic.polling import ResultLinks, completed_meta, sql_member
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_lengths, escaped_size
 from queryall.logic.result_export import ARROW_BATCH_ROWS
 from queryall.models.job import Job
@@ -124,9 +124,9 @@ def results_page_body(
         result, returned = arrow_within(table, _budget(_arrow_data(job, stored, ""), meta))
         data = _arrow_data(job, stored, result)
     else:
-        rows = rows_within(table, _budget(f'{{"columns":{job.columns},"rows":[]}}', meta) + 2)
+        rows = rows_within(table, _budget(f'{{"columns":{job.columns},"rows":[]{sql_member(job)}}}', meta) + 2)
         returned = len(rows)
-        data = f'{{"columns":{job.columns},"rows":[{",".join(rows)}]}}'
+        data = f'{{"columns":{job.columns},"rows":[{",".join(rows)}]{sql_member(job)}}}'
     if returned == 0 and table.num_rows:
         raise ResponseTooLarge(
             f"Row {offset} alone is larger than a response can carry; download the full result from meta.result_url "

@@ -29,7 +29,8 @@ class WaitResponse(BaseModel):
 
 
 class RequestSummary(BaseModel):
-    sql: str | None = Field(None, description="The submitted SQL (cut to 500 characters).")
+    sql: str | None = Field(None, description="The submitted SQL, or for a question the SQL generated from it "
+                                              "(cut to 500 characters).")
     question: str | None = Field(None, description="The submitted question (cut to 500 characters).")
     buckets: int | None = Field(None, description="How many buckets were named; null for every tenant.")
     table: str | None = None

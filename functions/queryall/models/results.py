@@ -56,6 +56,8 @@ class PageMeta(_WithSchema, _ResultCounts):
 class JsonRows(BaseModel):
     columns: list[str]
     rows: list[list[Any]] = Field(description="Ordered by `_bucket`, then each database's own order.")
+    sql: str | None = Field(None, description="Present only for a question (NL mode): the SQL generated from "
+                                              "it, which ran on every database.")
 
 
 class ArrowSummary(BaseModel):
@@ -83,6 +85,7 @@ class ProcessingJob(BaseModel):
     job_id: str
     status: Literal["processing"]
     progress: JobProgress
+    sql: str | None = Field(None, description="For a question, the SQL generated from it, once it is.")
 
 
 class CancelledJob(BaseModel):

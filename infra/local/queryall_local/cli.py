@@ -79,6 +79,17 @@ def _add_local(subparsers: Any) -> None:
         "--lambda-concurrency", type=int, default=None, metavar="N",
         help="workflow Lambdas running at once (default: one per CPU core; Map iterations beyond it queue)",
     )
+    generator = serve.add_argument_group("question mode (template parameters SqlGenerator…)")
+    generator.add_argument("--sql-generator", choices=["none", "bedrock", "openai", "motherduck"], default=None,
+                           help="what turns a question into SQL (default: none, questions fail generation_failed)")
+    generator.add_argument("--sql-generator-url", default=None, metavar="URL",
+                           help="openai: base URL, e.g. http://127.0.0.1:8080/v1 (llama.cpp, Ollama, vLLM)")
+    generator.add_argument("--sql-generator-model", default=None, metavar="NAME",
+                           help="the model name (openai) or model id (bedrock)")
+    generator.add_argument("--sql-generator-api-key", default=None, metavar="KEY",
+                           help="openai: the endpoint's API key (stored in the local SSM as a SecureString)")
+    generator.add_argument("--sql-generator-timeout", type=float, default=None, metavar="SECONDS",
+                           help="time allowed for one generation, its retry included (default 20)")
     common(serve)
     serve.set_defaults(func=_serve)
 
@@ -100,6 +111,25 @@ def _parameter(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+LOCAL_SQL_GENERATOR_KEY_PARAMETER = "/queryall/local/sql-generator-api-key"
+
+
+def _sql_generator_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The question-mode options as the template parameters they stand for."""
+    values = {"SqlGenerator": args.sql_generator, "SqlGeneratorUrl": args.sql_generator_url,
+              "SqlGeneratorModel": args.sql_generator_model,
+              "SqlGeneratorTimeoutSeconds": None if args.sql_generator_timeout is None
+              else f"{args.sql_generator_timeout:g}",
+              "SqlGeneratorApiKeyParameterName": LOCAL_SQL_GENERATOR_KEY_PARAMETER
+              if args.sql_generator_api_key else None}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _sql_generator_secrets(args: argparse.Namespace) -> dict[str, str]:
+    # The key goes where the deployed stack keeps it (SSM), never into an environment variable.
+    return {LOCAL_SQL_GENERATOR_KEY_PARAMETER: args.sql_generator_api_key} if args.sql_generator_api_key else {}
 
 
 def _count_databases(tenants_dir: Path) -> int:
@@ -133,8 +163,11 @@ def _serve(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    overrides = dict(args.parameter)
+    overrides.update(_sql_generator_parameters(args))
     stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port,
-                       parameter_overrides=dict(args.parameter), lambda_concurrency=args.lambda_concurrency)
+                       parameter_overrides=overrides, lambda_concurrency=args.lambda_concurrency,
+                       secure_parameters=_sql_generator_secrets(args))
     try:
         try:
             stack.start()

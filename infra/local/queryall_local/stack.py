@@ -72,6 +72,7 @@ class LocalStack:
         enable_metrics: bool = False,
         lambda_concurrency: int | None = None,
         admin_api_key: str = DEFAULT_ADMIN_API_KEY,
+        secure_parameters: Mapping[str, str] | None = None,
     ) -> None:
         if template_path is None:
             template_path = find_repo_root(repo_root) / "template.yaml"
@@ -85,6 +86,8 @@ class LocalStack:
         self.enable_metrics = enable_metrics
         self.lambda_concurrency = lambda_concurrency  # None: one workflow Lambda per CPU core at a time
         self.admin_api_key = admin_api_key  # also an accepted API key, as the deployed stack requires
+        # More SecureString parameters to create (e.g. a SQL generator's API key), by name.
+        self.secure_parameters = dict(secure_parameters or {})
         self._scheduler: _Scheduler | None = None
         self._spec: StackSpec | None = None
         self._moto: MotoServices | None = None
@@ -129,6 +132,8 @@ class LocalStack:
                 put_secure_parameter(self._moto, parameter_name, ",".join(keys))
             if admin_parameter_name:
                 put_secure_parameter(self._moto, admin_parameter_name, self.admin_api_key)
+            for name, value in self.secure_parameters.items():
+                put_secure_parameter(self._moto, name, value)
             self._runtime = LambdaRuntime(spec, endpoint_url=self._moto.url, enable_metrics=self.enable_metrics,
                                           max_concurrency=self.lambda_concurrency)
             self._runtime.install()

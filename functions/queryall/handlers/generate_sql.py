@@ -1,0 +1,62 @@
+"""Workflow step: a question job's SQL, generated once, checked, and recorded on the job.
+
+Returns the execution input with `sql` set, or with `generation_error` ("Could not generate SQL: …"),
+which the state machine sends to FailJob as `generation_failed` before any tenant is queried.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from queryall.dal.jobs import JobStore
+from queryall.dal.sql_cache import SqlCache
+from queryall.dal.sql_generators import NoGeneratorConfigured, sql_generator
+from queryall.errors import GenerationFailed
+from queryall.handlers import init_done
+from queryall.logic.catalog import catalog_entries
+from queryall.logic.schema_context import build_schema_context
+from queryall.logic.sql_generation import SqlRefused, generate_sql
+from queryall.logic.sql_guard import SqlRejected, check_read_only_select
+from queryall.models.execution import ExecutionInput
+from queryall.observability import logger, metrics, tracer
+from queryall.settings import get_settings
+
+
+def _guard(sql: str) -> str:
+    try:
+        return check_read_only_select(sql)
+    except SqlRejected as rejection:
+        raise SqlRefused(str(rejection)) from None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=ExecutionInput)
+def handler(event: ExecutionInput, context: LambdaContext) -> dict:
+    logger.append_keys(job_id=event.job_id)
+    settings = get_settings()
+    state = event.model_dump(mode="json")
+    try:
+        try:
+            generator = sql_generator(settings)
+        except NoGeneratorConfigured as missing:
+            raise GenerationFailed(str(missing)) from None
+        # The caller's bucket scope (access issue) goes in as allowed_buckets once requests carry it.
+        schema = build_schema_context(catalog_entries(settings.require("catalog_table")).values(),
+                                      buckets=event.buckets, table=event.table,
+                                      max_chars=settings.schema_context_max_chars)
+        generated = generate_sql(event.question or "", schema, generator, _guard,
+                                 cache=SqlCache(settings.require("jobs_table")), now=time.time(),
+                                 cache_ttl_seconds=settings.job_ttl_seconds)
+    except GenerationFailed as failure:
+        logger.info("SQL generation failed", extra={"error_message": failure.message})
+        return {**state, "generation_error": failure.message}
+    JobStore(settings.require("jobs_table")).record_generated_sql(event.job_id, generated.sql)
+    return {**state, "sql": generated.sql, "generation_error": None}
+
+
+init_done()
