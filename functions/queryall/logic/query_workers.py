@@ -33,9 +33,10 @@ from multiprocessing.connection import Connection
 import pyarrow as pa
 
 from queryall.dal.tenant_databases import TenantDatabases
-from queryall.logic.combined_result import ipc_stream
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
 from queryall.logic.tenant_query import TenantQueryRunner, short_error
+from queryall.logic.worker_protocol import BatchEnd, Fatal, QueryStarted, Ready, RunBatch, TenantDone, TenantStarted
+from queryall.logic.worker_supervisor import BatchSupervisor, SupervisionLimits
 from queryall.models.workflow import TenantOutcome
 
 _KILL_GRACE_SECONDS = 2.0
@@ -46,6 +47,10 @@ _POLL_SECONDS = 0.05
 # replaced, and only after a few such attempts are the batch's tenants reported as failed.
 _SETUP_TIMEOUT_SECONDS = 20.0
 _SETUP_ATTEMPTS = 3
+# Opening a tenant's database (ATTACH) takes milliseconds, more from S3 or MotherDuck; it has its own
+# limit, apart from the query's, and a tenant over it is tried again once in a fresh worker (one that
+# hangs on an inherited lock would never open it).
+_OPEN_TIMEOUT_SECONDS = 20.0
 # Idle workers kept in this process: a Lambda runs one batch at a time (one worker); the local stack
 # runs one per workflow slot. Beyond this the longest idle is stopped.
 _MAX_IDLE_WORKERS = 4
@@ -56,24 +61,20 @@ _RETIRE_GROWTH = 0.25
 _PARENT_CHECK_SECONDS = 1.0
 
 
-class _SetupStalled(Exception):
-    """The worker did not become ready in time; no tenant of it has started."""
-
-
-class _WorkerGone(Exception):
-    """The worker ended while no tenant of it was running (while idle, or between two tenants)."""
-
-
-def _hard_memory_limit_bytes(memory_limit_mb: int) -> int:
-    return int(memory_limit_mb * 1.25 + 256) * 1024 * 1024
-
-
 def _rss_bytes(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _limits(key: WorkerKey) -> SupervisionLimits:
+    # Read when a batch starts, so that a test may change them.
+    return SupervisionLimits(timeout_seconds=key.timeout_seconds, memory_limit_mb=key.memory_limit_mb,
+                             setup_timeout_seconds=_SETUP_TIMEOUT_SECONDS, open_timeout_seconds=_OPEN_TIMEOUT_SECONDS,
+                             kill_grace_seconds=_KILL_GRACE_SECONDS, retire_growth=_RETIRE_GROWTH,
+                             setup_attempts=_SETUP_ATTEMPTS)
 
 
 @dataclass(frozen=True)
@@ -98,28 +99,29 @@ class WorkerKey:
 
 def _serve(commands: Connection, tenants: TenantDatabases, key: WorkerKey, alias_folder: str | None) -> None:
     """Worker process: sandbox a DuckDB session, then run each batch it is sent, reporting each tenant
-    as it goes. Ends when its parent closes the pipe or is gone."""
+    as it goes (`worker_protocol`). Ends when its parent closes the pipe or is gone."""
     parent = os.getppid()
     try:
         runner = TenantQueryRunner(tenants, key.timeout_seconds, key.memory_limit_mb, key.threads, alias_folder)
     except BaseException as error:  # the parent reports it for every tenant
-        commands.send(("fatal", f"Could not start the query session: {short_error(error)}"))
+        commands.send(Fatal(f"Could not start the query session: {short_error(error)}"))
         return
-    commands.send(("ready", None))
+    commands.send(Ready())
     while True:
         if not commands.poll(_PARENT_CHECK_SECONDS):
             if os.getppid() != parent:
                 return
             continue
         try:
-            buckets, sql, limit, table = commands.recv()
+            batch: RunBatch = commands.recv()
         except EOFError:
             return
-        for bucket in buckets:
-            commands.send(("start", bucket))
-            outcome, rows = runner.run(bucket, sql, limit, table)
-            commands.send(("done", outcome.model_dump_json(), None if rows is None else ipc_stream(rows)))
-        commands.send(("end", None))
+        for bucket in batch.buckets:
+            commands.send(TenantStarted(bucket))
+            outcome, rows = runner.run(bucket, batch.sql, batch.limit, batch.table,
+                                       on_query_started=lambda bucket=bucket: commands.send(QueryStarted(bucket)))
+            commands.send(TenantDone.of(outcome, rows))
+        commands.send(BatchEnd())
 
 
 class QueryWorker:
@@ -142,74 +144,41 @@ class QueryWorker:
         self._ready_rss: int | None = None
         self.reusable = False
 
-    def run(self, remaining: list[str], sql: str, limit: int,
+    def _rss(self) -> int | None:
+        return _rss_bytes(self.process.pid or 0)
+
+    def run(self, batch: BatchSupervisor, sql: str, limit: int,
             table: str | None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
-        """Each tenant's outcome and rows, in order, removing finished tenants from `remaining`.
+        """Each tenant's outcome and rows, in order, as the supervisor takes them off `batch.remaining`.
         Afterwards `reusable` says whether the worker finished the batch and may take another."""
         self.reusable = False
+        watch = batch.watch(time.monotonic(), self._started, self._ready_rss,
+                            self._rss() if self._ready_rss is not None else None)
         try:
-            self._pipe.send((list(remaining), sql, limit, table))
-        except OSError as error:
-            raise _WorkerGone() from error
-        yield from self._follow(remaining)
-
-    def _follow(self, remaining: list[str]) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
-        key, pid = self.key, self.process.pid or 0
-        started = self._started
-        baseline = _rss_bytes(pid) if self._ready_rss is not None else None
-        current: str | None = None
-        limit_bytes = _hard_memory_limit_bytes(key.memory_limit_mb)
-
-        def fail(message: str) -> tuple[TenantOutcome, None]:
-            bucket = remaining.pop(0)
-            elapsed = round((time.monotonic() - started) * 1000, 3)
-            return TenantOutcome(bucket=bucket, status="error", duration_ms=elapsed, message=message), None
-
-        while True:
-            if self._pipe.poll(_POLL_SECONDS):
-                try:
-                    kind, *payload = self._pipe.recv()
-                except EOFError:  # the worker is gone (killed from outside, crashed): its pipe is closed
-                    self.process.join(_KILL_GRACE_SECONDS)
-                    if current is None:  # between tenants: the rest go to another worker at no cost
-                        raise _SetupStalled() if self._ready_rss is None else _WorkerGone() from None
-                    yield fail(f"Query process ended unexpectedly (exit code {self.process.exitcode})")
+            self._pipe.send(RunBatch(tuple(batch.remaining), sql, limit, table))
+        except OSError:
+            return  # ended while idle: the tenants go to a fresh worker at no cost
+        try:
+            while True:
+                if self._pipe.poll(_POLL_SECONDS):
+                    try:
+                        message = self._pipe.recv()
+                    except EOFError:  # the worker is gone (killed from outside, crashed): its pipe is closed
+                        self.process.join(_KILL_GRACE_SECONDS)
+                        decision = watch.ended(time.monotonic(), self.process.exitcode)
+                    else:
+                        decision = watch.received(message, time.monotonic(), self._rss)
+                else:
+                    decision = watch.tick(time.monotonic(), self._rss)
+                if decision.kill:
+                    self.process.kill()
+                for outcome, rows in decision.results:
+                    yield outcome, None if rows is None else pa.ipc.open_stream(rows).read_all()
+                if decision.stop:
+                    self.reusable = decision.reusable
                     return
-                if kind == "ready":
-                    self._ready_rss = baseline = _rss_bytes(pid)
-                elif kind == "start":
-                    current, started = payload[0], time.monotonic()
-                elif kind == "done":
-                    outcome = TenantOutcome.model_validate_json(payload[0])
-                    rows = None if payload[1] is None else pa.ipc.open_stream(payload[1]).read_all()
-                    remaining.pop(0)
-                    current = None
-                    yield outcome, rows
-                elif kind == "fatal":
-                    while remaining:
-                        yield fail(payload[0])
-                    return
-                elif kind == "end":
-                    self.reusable = self._grew_little(limit_bytes)
-                    return
-                continue
-            now = time.monotonic()
-            if current is None and self._ready_rss is None and now - started > _SETUP_TIMEOUT_SECONDS:
-                self.process.kill()
-                raise _SetupStalled()
-            if current is not None and now - started > key.timeout_seconds + _KILL_GRACE_SECONDS:
-                self.process.kill()
-                yield fail(f"Query exceeded the {key.timeout_seconds:g} s timeout")
-                return
-            rss = _rss_bytes(pid)
-            if current is not None and baseline is not None and rss is not None and rss - baseline > limit_bytes:
-                self.process.kill()
-                yield fail(f"Query exceeded the {key.memory_limit_mb} MB memory limit")
-                return
-
-    def _grew_little(self, limit_bytes: int) -> bool:
-        rss = _rss_bytes(self.process.pid or 0)
-        return self._ready_rss is not None and rss is not None and rss - self._ready_rss <= limit_bytes * _RETIRE_GROWTH
+        finally:
+            self._ready_rss = watch.ready_rss
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -267,30 +236,22 @@ def stop_idle_workers() -> None:
 
 def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
                     key: WorkerKey) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
-    """Each tenant's outcome and rows, in order, from an idle worker when there is one. A worker killed
-    or ended during a tenant's query costs that tenant an error; a new worker (fresh sandbox) takes the
-    tenants after it. A worker that never gets ready, or ends while no tenant runs, is replaced and costs
-    no tenant anything, up to `_SETUP_ATTEMPTS` such workers in a row."""
-    remaining = list(buckets)
-    stalls = 0  # workers in a row that ended or stalled without finishing a tenant
-    while remaining:
+    """Each tenant's outcome and rows, in order, from an idle worker when there is one, and from fresh
+    ones after a worker stops (`worker_supervisor` decides when)."""
+    batch = BatchSupervisor(buckets, _limits(key))
+    while batch.remaining:
         worker = _take_idle(key) or QueryWorker(tenants, key)
-        left = len(remaining)
+        left = len(batch.remaining)
         try:
-            yield from worker.run(remaining, sql, limit, table)
-        except (_WorkerGone, _SetupStalled):
-            stalls = 0 if len(remaining) < left else stalls + 1
-            if stalls >= _SETUP_ATTEMPTS:
-                while remaining:
-                    bucket = remaining.pop(0)
-                    yield TenantOutcome(bucket=bucket, status="error",
-                                        message="Could not start the query session in time"), None
+            yield from worker.run(batch, sql, limit, table)
         finally:
             # Closed early (the job was cancelled) or stopped: the worker is in the middle of a batch.
             if worker.reusable:
                 _keep_idle(worker)
             else:
                 worker.stop()
+        for outcome, _ in batch.worker_stopped(left):
+            yield outcome, None
 
 
 def run_batch(

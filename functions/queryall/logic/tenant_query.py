@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
@@ -109,7 +110,10 @@ class TenantQueryRunner:
             self._shared.close()
             self._shared = None
 
-    def run(self, bucket: str, sql: str, limit: int, table: str | None) -> tuple[TenantOutcome, pa.Table | None]:
+    def run(self, bucket: str, sql: str, limit: int, table: str | None,
+            on_query_started: Callable[[], None] | None = None) -> tuple[TenantOutcome, pa.Table | None]:
+        """The tenant's outcome and rows. `on_query_started` is called once its database is open, as its
+        query (and the query's timeout) starts."""
         started = time.perf_counter()
 
         def outcome(status: str, rows: int = 0, message: str | None = None) -> TenantOutcome:
@@ -131,6 +135,8 @@ class TenantQueryRunner:
             finally:
                 if location is not None:
                     self.tenants.clear_alias(location)  # attached: the query needs no path from here on
+            if on_query_started is not None:
+                on_query_started()
             try:
                 if table is not None and not self._has_table(connection, catalog, table):
                     return outcome("skipped", message=f"Table '{table}' not found"), None
