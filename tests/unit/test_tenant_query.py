@@ -253,3 +253,62 @@ def _children() -> set[int]:
     for children in Path("/proc/self/task").glob("*/children"):
         found.update(int(pid) for pid in children.read_text().split())
     return found
+
+
+# ---------------------------------------------------------------- a tenant's timeout counts from its query
+
+
+class SlowToOpen(FolderTenantDatabases):
+    """Opening a tenant's database stalls (as on a busy machine, or on a lock the worker inherited):
+    for `stall` seconds, or forever, for the `hangs` first tries, counted in `marker` across workers."""
+
+    def __init__(self, template: str, marker: Path, stall: float, hangs: int) -> None:
+        super().__init__(template)
+        self.marker, self.stall, self.hangs = marker, stall, hangs
+
+    def use(self, connection, bucket: str, location: str | None) -> str:
+        tries = len(self.marker.read_text()) if self.marker.exists() else 0
+        self.marker.write_text("x" * (tries + 1))
+        if tries < self.hangs:
+            time.sleep(self.stall)
+        return super().use(connection, bucket, location)
+
+
+def test_a_stall_before_the_tenant_s_query_does_not_cost_it_its_timeout(
+    tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query's timeout (0.5 s, and the grace before the worker is killed) counts from the moment the
+    query starts, not from when the worker began opening the tenant's database (2 s here)."""
+    monkeypatch.setattr(query_workers, "_KILL_GRACE_SECONDS", 0.2)
+    slow = SlowToOpen(tenants.template, tmp_path / "opened", stall=2.0, hangs=1)
+    outcomes, tables = run_batch(buckets, slow, COUNT, 10, None, 0.5, **LIMITS)
+    assert [(o.bucket, o.status) for o in outcomes] == [(b, "ok") for b in buckets], outcomes
+    assert _people(tables) == _direct_people(tenants, buckets)
+
+
+def test_a_database_that_does_not_open_in_time_is_tried_again_in_a_fresh_worker(
+    tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_workers, "_OPEN_TIMEOUT_SECONDS", 0.5)
+    slow = SlowToOpen(tenants.template, tmp_path / "opened", stall=60, hangs=1)
+    outcomes, tables = run_batch(buckets, slow, COUNT, 10, None, 10, **LIMITS)
+    assert [(o.bucket, o.status) for o in outcomes] == [(b, "ok") for b in buckets], outcomes
+    assert _people(tables) == _direct_people(tenants, buckets)
+    assert len((tmp_path / "opened").read_text()) == len(buckets) + 1  # the first tenant, twice
+
+
+def test_a_database_that_never_opens_costs_its_tenant_alone_an_error(
+    tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_workers, "_OPEN_TIMEOUT_SECONDS", 0.5)
+    slow = SlowToOpen(tenants.template, tmp_path / "opened", stall=60, hangs=2)
+    started = time.monotonic()
+    outcomes, tables = run_batch(buckets, slow, COUNT, 10, None, 10, **LIMITS)
+    assert time.monotonic() - started < 20
+    assert (outcomes[0].bucket, outcomes[0].status) == (buckets[0], "error"), outcomes
+    assert outcomes[0].message == "Could not open the database within 0.5 s"
+    assert [o.status for o in outcomes[1:]] == ["ok"] * (len(buckets) - 1), outcomes
+    assert _people(tables) == _direct_people(tenants, buckets[1:])
