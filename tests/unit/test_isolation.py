@@ -128,7 +128,8 @@ def test_sandbox_allows_only_the_alias_and_settings_stay_locked(
     assert alias.parent.is_dir() and list(alias.parent.iterdir()) == []
     query_workers.stop_idle_workers()
     assert not alias.parent.exists()
-    assert row["memory"].startswith("244") or "MiB" in row["memory"]
+    # DuckDB shows the configured limit (decimal megabytes) in binary units: 256 MB is "244.1 MiB".
+    assert row["memory"] == f"{LIMITS['memory_limit_mb'] * 1000**2 / 1024**2:.1f} MiB" == "244.1 MiB"
 
 
 class SessionPerTenant(FolderTenantDatabases):
