@@ -18,6 +18,10 @@ times and their ratio, and checks that the combined rows equal the floor's rows.
     python bench/fanout.py --tenants 177 --repeat 9 --profile /tmp/prof   # py-spy the server
     python bench/fanout.py --parameter DistributedMapThreshold=100        # the distributed Map path
     python bench/fanout.py --tenants-dir DIR --sql 'n=SELECT count(*) FROM t'  # tenants you bring
+    python bench/fanout.py --tenants 1000 --queries count --repeat 20 --contention 4  # a busy machine
+
+With ``--contention N``, N processes burn CPU while the pipeline's jobs run (not the floor), and each
+job's tenant counts and errors are printed: no tenant may error because the machine is busy.
 
 With ``--tenants-dir`` the tenants are the ``warehouse_<bucket>.duckdb`` files in DIR (not seeded, and
 not modified), and ``--sql NAME=SQL`` (repeatable) names the queries to run on them.
@@ -117,6 +121,35 @@ def floor_on_cores(directory: Path, buckets: list[str], sql: str, cores: int) ->
         return time.perf_counter() - started
 
 
+# ------------------------------------------------------------------------------------------ contention
+
+
+def _burn(stop: Any) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+class CpuBurners:
+    """``count`` processes spinning on the CPU while the block runs: a machine busy with other work."""
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.stop = context.Event()
+        self.processes = [context.Process(target=_burn, args=(self.stop,), daemon=True) for _ in range(count)]
+
+    def __enter__(self) -> CpuBurners:
+        for process in self.processes:
+            process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
 # ------------------------------------------------------------------------------------------ pipeline
 
 
@@ -210,6 +243,13 @@ def all_rows(url: str, job_id: str, body: dict) -> list[list[Any]]:
     return rows
 
 
+def job_errors(body: dict) -> dict:
+    """A finished job's tenant counts and its errors by tenant (kept for every job of a run)."""
+    meta = body["meta"]
+    return {"queried": meta.get("databases_queried"), "errored": meta.get("databases_errored", 0),
+            "errors": meta.get("errors", {})}
+
+
 def _normalise(rows: list[list[Any]]) -> list[list[Any]]:
     return [[Decimal(v) if isinstance(v, int | float | Decimal) and not isinstance(v, bool) else v for v in row]
             for row in rows]
@@ -282,19 +322,29 @@ def bench(count: int, args: argparse.Namespace) -> list[dict]:
             run_job(server.url, sql, args.poll_interval, args.wait)  # warm: imports, clients, DuckDB
             if args.profile and profiler is None:
                 profiler = _start_profiler(server, args.profile, count)
-            times, job_id, body = [], "", {}
+            times, job_id, body, jobs = [], "", {}, []
             cpu_before = server.cpu_seconds()
-            for _ in range(args.repeat):
-                seconds, job_id, body = run_job(server.url, sql, args.poll_interval, args.wait)
-                times.append(seconds)
+            with CpuBurners(args.contention):
+                for run in range(args.repeat):
+                    seconds, job_id, body = run_job(server.url, sql, args.poll_interval, args.wait)
+                    times.append(seconds)
+                    jobs.append(job_errors(body))
+                    if args.contention:
+                        print(f"    job {run + 1:3d} under {args.contention} CPU burners: {seconds:6.3f} s  "
+                              f"queried {jobs[-1]['queried']}  errored {jobs[-1]['errored']}  "
+                              f"{list(jobs[-1]['errors'].items())[:3] or ''}", flush=True)
             cpu = (server.cpu_seconds() - cpu_before) / args.repeat
             verdict = check(body, all_rows(server.url, job_id, body), expected)
+            errored_jobs = sum(1 for job in jobs if job["errored"])
+            if errored_jobs and verdict.startswith("ok"):
+                verdict = f"MISMATCH {errored_jobs} of {len(jobs)} jobs had errored tenants"
             floor_s, pipe_s = statistics.median(floors), statistics.median(times)
             target = verdict_against_target(count, pipe_s, pipe_s / floor_s)
             parallel_s = statistics.median(parallel)
             results.append({"tenants": count, "query": name, "rows": len(expected), "floor_s": floor_s,
                             "floor_on_cores_s": parallel_s, "pipeline_s": pipe_s, "ratio": pipe_s / floor_s,
-                            "server_cpu_s": cpu, "check": verdict, "target": target})
+                            "server_cpu_s": cpu, "check": verdict, "target": target,
+                            "contention": args.contention, "jobs": jobs})
             print(f"  {name:9s} rows {len(expected):6d}  floor {floor_s:6.3f} s "
                   f"(on {os.cpu_count()} cores {parallel_s:.3f} s)  pipeline {pipe_s:6.3f} s "
                   f"(min {min(times):.3f}, max {max(times):.3f})  ratio {pipe_s / floor_s:4.1f}x  "
@@ -327,6 +377,8 @@ def main() -> int:
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="template parameter override, e.g. QueryBatchSize=50 (repeatable)")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the server into PREFIX-N.folded.txt")
+    parser.add_argument("--contention", type=int, default=0, metavar="N",
+                        help="N processes burning CPU while the pipeline's jobs run; prints each job's errors")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--tenants-dir", type=Path, default=None,
                         help="benchmark the warehouse_<bucket>.duckdb files in this folder instead of seeding")
