@@ -221,3 +221,11 @@ def test_a_worker_that_finished_a_tenant_resets_the_count_of_stalled_ones() -> N
     assert batch.worker_stopped(left_before=2) == []  # one tenant done
     assert batch.worker_stopped(left_before=1) == [] and batch.worker_stopped(left_before=1) == []
     assert len(batch.worker_stopped(left_before=1)) == 1
+
+
+def test_time_the_caller_spends_with_a_delivered_tenant_is_not_the_worker_s() -> None:
+    batch, watch = querying()
+    watch.received(done("a"), 2, rss_of(BASE))
+    watch.resumed(40)  # the caller wrote progress for 38 s
+    assert watch.tick(41, rss_of(BASE)) == FOLLOW
+    assert watch.tick(50.5, rss_of(BASE)) == Decision(kill=True, stop=True) and batch.remaining == ["b"]

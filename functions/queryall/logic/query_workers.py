@@ -5,7 +5,9 @@ DuckDB checks its interrupt between chunks and its memory_limit covers its buffe
 call (`lpad('x', 2e9)`, `to_json(range(3e7))`) can run on for a minute past both and take gigabytes.
 So tenants' queries run in a forked worker process that the caller can kill: when its tenant runs
 too long past the timeout, or the worker grows past the memory limit by too much. A killed worker
-costs its tenant an error, and a new worker takes the tenants after it.
+costs its tenant an error, and a new worker takes the tenants after it. This module owns the
+processes and the pool; what the worker says is `worker_protocol`, and what the batch decides on
+hearing it (or on hearing nothing for too long) is `worker_supervisor`.
 
 A worker outlives its batch: starting one (fork, a DuckDB instance, its sandbox, httpfs or the
 MotherDuck connection) costs 40 ms or more, as much as a dozen tenants' queries, and a warm Lambda
@@ -69,14 +71,6 @@ def _rss_bytes(pid: int) -> int | None:
         return None
 
 
-def _limits(key: WorkerKey) -> SupervisionLimits:
-    # Read when a batch starts, so that a test may change them.
-    return SupervisionLimits(timeout_seconds=key.timeout_seconds, memory_limit_mb=key.memory_limit_mb,
-                             setup_timeout_seconds=_SETUP_TIMEOUT_SECONDS, open_timeout_seconds=_OPEN_TIMEOUT_SECONDS,
-                             kill_grace_seconds=_KILL_GRACE_SECONDS, retire_growth=_RETIRE_GROWTH,
-                             setup_attempts=_SETUP_ATTEMPTS)
-
-
 @dataclass(frozen=True)
 class WorkerKey:
     """What a worker's session was made for: a batch with the same key can use it."""
@@ -95,6 +89,14 @@ class WorkerKey:
         setup = hashlib.sha256("\0".join(tenants.session_setup()).encode()).hexdigest()
         return cls(type(tenants).__qualname__, tenants.template, setup, float(timeout_seconds), int(memory_limit_mb),
                    int(threads))
+
+
+def _limits(key: WorkerKey) -> SupervisionLimits:
+    # Read when a batch starts, so that a test may change them.
+    return SupervisionLimits(timeout_seconds=key.timeout_seconds, memory_limit_mb=key.memory_limit_mb,
+                             setup_timeout_seconds=_SETUP_TIMEOUT_SECONDS, open_timeout_seconds=_OPEN_TIMEOUT_SECONDS,
+                             kill_grace_seconds=_KILL_GRACE_SECONDS, retire_growth=_RETIRE_GROWTH,
+                             setup_attempts=_SETUP_ATTEMPTS)
 
 
 def _serve(commands: Connection, tenants: TenantDatabases, key: WorkerKey, alias_folder: str | None) -> None:
@@ -174,6 +176,8 @@ class QueryWorker:
                     self.process.kill()
                 for outcome, rows in decision.results:
                     yield outcome, None if rows is None else pa.ipc.open_stream(rows).read_all()
+                if decision.results and not decision.stop:
+                    watch.resumed(time.monotonic())
                 if decision.stop:
                     self.reusable = decision.reusable
                     return

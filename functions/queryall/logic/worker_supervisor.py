@@ -45,9 +45,7 @@ class SupervisionLimits:
     setup_timeout_seconds: float
     open_timeout_seconds: float
     kill_grace_seconds: float
-    # A worker whose memory grew by more than this share of the hard limit over its life is retired
-    # after its batch, so that what DuckDB or the allocator keeps never eats into a later tenant's room.
-    retire_growth: float
+    retire_growth: float  # share of the hard limit a worker may grow by over its life and still be reused
     setup_attempts: int
 
     @property
@@ -149,6 +147,12 @@ class WorkerWatch:
         elif isinstance(message, BatchEnd):
             return Decision(stop=True, reusable=self._grew_little(rss()))
         return FOLLOW
+
+    def resumed(self, now: float) -> None:
+        """The batch's caller took the tenants delivered (writing progress, say) until `now`: its time
+        is not the worker's."""
+        if self.stage is Stage.BETWEEN:
+            self.since = now
 
     def tick(self, now: float, rss: Callable[[], int | None]) -> Decision:
         """A look at the worker while no message came: over a stage's limit, or too big, it is killed."""
