@@ -37,7 +37,16 @@ import pyarrow as pa
 from queryall.dal.tenant_databases import TenantDatabases
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
 from queryall.logic.tenant_query import TenantQueryRunner, short_error
-from queryall.logic.worker_protocol import BatchEnd, Fatal, QueryStarted, Ready, RunBatch, TenantDone, TenantStarted
+from queryall.logic.worker_protocol import (
+    BatchEnd,
+    Fatal,
+    QueryStarted,
+    Ready,
+    RunBatch,
+    TenantDone,
+    TenantStarted,
+    read_rows,
+)
 from queryall.logic.worker_supervisor import BatchSupervisor, SupervisionLimits
 from queryall.models.workflow import TenantOutcome
 
@@ -175,7 +184,7 @@ class QueryWorker:
                 if decision.kill:
                     self.process.kill()
                 for outcome, rows in decision.results:
-                    yield outcome, None if rows is None else pa.ipc.open_stream(rows).read_all()
+                    yield outcome, read_rows(rows)
                 if decision.results and not decision.stop:
                     watch.resumed(time.monotonic())
                 if decision.stop:

@@ -67,7 +67,12 @@ class TenantDone:
         return TenantOutcome.model_validate_json(self.outcome_json)
 
     def rows(self) -> pa.Table | None:
-        return None if self.rows_ipc is None else pa.ipc.open_stream(self.rows_ipc).read_all()
+        return read_rows(self.rows_ipc)
+
+
+def read_rows(rows_ipc: bytes | None) -> pa.Table | None:
+    """A tenant's rows from the IPC stream they crossed the pipe in."""
+    return None if rows_ipc is None else pa.ipc.open_stream(rows_ipc).read_all()
 
 
 @dataclass(frozen=True)
