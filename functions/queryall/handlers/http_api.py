@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -10,7 +12,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.api_keys import accepted_api_keys
-from queryall.errors import NotFound, QueryAllError, Unauthorized
+from queryall.errors import InvalidRequest, NotFound, QueryAllError
+from queryall.logic import json_input
 from queryall.logic.auth import caller_for_api_key
 from queryall.observability import logger
 from queryall.settings import get_settings
@@ -79,7 +82,8 @@ def resolve(app: APIGatewayHttpResolver, event: dict, context: LambdaContext) ->
     event["headers"] = headers
     try:
         app.append_context(caller=authenticate(headers))
-    except Unauthorized as error:
+        _body_as_text(event)
+    except QueryAllError as error:
         body = json.dumps({"error": {"code": error.code, "message": error.message}})
         return {"statusCode": error.status_code, "headers": {"Content-Type": JSON}, "body": body,
                 "isBase64Encoded": False}
@@ -90,12 +94,25 @@ def resolve(app: APIGatewayHttpResolver, event: dict, context: LambdaContext) ->
     return app.resolve(event, context)
 
 
+def _body_as_text(event: dict) -> None:
+    """API Gateway base64-encodes a body that is not UTF-8 text; Powertools would decode it as UTF-8
+    inside the route and fail with a 500, so it is decoded here, where a bad one is a 400."""
+    if event.get("isBase64Encoded") and event.get("body"):
+        try:
+            raw = base64.b64decode(event["body"], validate=True)
+        except binascii.Error:
+            raise InvalidRequest("Request body is not valid base64") from None
+        event["body"] = json_input.text(raw)
+        event["isBase64Encoded"] = False
+
+
 def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
     """The resolver of one API function: its routers plus the shared error handling.
 
     Each route module holds a Powertools Router; a function includes the routers it serves, and the
     OpenAPI document is built from all of them, so docs and code share one definition."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    # Bodies are read by json_input.loads: hostile JSON is a 400 there, not a 500 in json.loads.
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=json_input.loads)
     for router in routers:
         app.include_router(router)
 

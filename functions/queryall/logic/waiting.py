@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from queryall.dal.jobs import JobStore
 from queryall.errors import InvalidRequest
+from queryall.logic import json_input
 from queryall.logic.polling import is_job_id
 from queryall.logic.response_size import RESPONSE_BUDGET
 from queryall.models.job import Job, JobStatus
@@ -33,10 +34,7 @@ def parse_job_ids(values: list[str]) -> list[str]:
     for value in values:
         text = value.strip()
         if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                raise InvalidRequest('job_ids: not a valid JSON array (expected ["id1","id2"])') from None
+            parsed = json_input.loads(text, source='job_ids (a JSON array: ["id1","id2"])')
             if not all(isinstance(item, str) for item in parsed):
                 raise InvalidRequest("job_ids: the JSON array must hold job id strings")
             ids.extend(item.strip() for item in parsed)
