@@ -6,12 +6,16 @@ DynamoDB, Lambda); the API functions never touch it, so their cold start does no
 traces are the segments Lambda's Active tracing records itself (trace id in every log line too).
 """
 
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
 metrics = Metrics()
+# Every handler flushes metrics (queryall.handlers.function); an invocation that records none (a poll,
+# a rejected request) is normal, not worth Powertools' warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def __getattr__(name: str) -> Any:

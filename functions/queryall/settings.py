@@ -1,16 +1,21 @@
 """Runtime configuration, read once per cold start from the function's environment.
 
-Every function gets the variables the template gives it; a setting a function does not
-need stays unset there and `require()` names it if code reaches for it anyway.
+Every function gets the variables the template gives it and declares the ones it needs (`require`, when
+its handler is built, at import): in Lambda a missing or malformed one fails the cold start with a
+message naming it, not the first request that reaches for it. A setting a function does not need stays
+unset there, and `Settings.require()` names it if code reaches for it anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
+from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class ConfigurationError(RuntimeError):
@@ -69,7 +74,42 @@ class Settings(BaseModel):
 def get_settings() -> Settings:
     fields = Settings.model_fields
     values = {name: os.environ[name.upper()] for name in fields if os.environ.get(name.upper())}
-    return Settings.model_validate(values)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = [f"{str(detail['loc'][0]).upper()}={detail['input']!r}: {detail['msg']}"
+                    for detail in error.errors()]
+        raise ConfigurationError(f"setting {'; '.join(problems)}") from None
+
+
+# Off while the OpenAPI document imports route modules only to read their routes: the docs function
+# does not run those routes and is not given their settings.
+_CHECKING = contextvars.ContextVar("settings_checked_at_start", default=True)
+
+
+def require(*names: str) -> None:
+    """A function's declaration of the settings it needs, checked at once in Lambda (its cold start).
+
+    Outside Lambda (tests, the local stack, the OpenAPI build) a module is imported without its
+    function's environment, so only the names are checked, and each setting when it is read."""
+    unknown = [name for name in names if name not in Settings.model_fields]
+    if unknown:
+        raise ValueError(f"no such setting: {', '.join(unknown)}")
+    if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ or not _CHECKING.get():
+        return
+    settings = get_settings()  # every setting given is well-formed (or ConfigurationError names it)
+    for name in names:
+        settings.require(name)
+
+
+@contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Import modules for their declarations only (the OpenAPI build): their `require` checks nothing."""
+    token = _CHECKING.set(False)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
 
 
 def reset_caches() -> None:

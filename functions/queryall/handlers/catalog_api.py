@@ -7,13 +7,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.api_keys import accepted_api_keys
 from queryall.dal.catalog import CatalogStore, RefreshUnavailable, start_refresh
 from queryall.errors import ServiceUnavailable
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
 from queryall.logic.auth import require_admin
 from queryall.logic.catalog import databases_page
 from queryall.models.catalog import RefreshResponse, RefreshStarted
@@ -57,10 +55,4 @@ def refresh_catalog() -> Response[str]:
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("catalog_table", "admin_api_keys_parameter", "refresh_catalog_function"))

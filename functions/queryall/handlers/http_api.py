@@ -1,10 +1,11 @@
-"""What every API function shares: the resolver, API-key auth, and the one error envelope."""
+"""What every API function shares: the resolver, API-key auth, the one error envelope, and its handler."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -13,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.api_keys import accepted_api_keys
 from queryall.errors import InvalidRequest, NotFound, QueryAllError
+from queryall.handlers.function import Handler, function_handler
 from queryall.logic import json_input
 from queryall.logic.auth import caller_for_api_key
 from queryall.observability import logger
@@ -135,3 +137,12 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
         return error_response(500, "internal_error", "Internal error; the request was not completed")
 
     return app
+
+
+def http_handler(app: APIGatewayHttpResolver, *, settings: Iterable[str] = ()) -> Handler:
+    """The Lambda handler of an API function serving `app`, needing `settings` (and the API keys)."""
+
+    def handler(event: dict, context: LambdaContext) -> dict:
+        return resolve(app, event, context)
+
+    return function_handler(handler, settings=("api_keys_parameter", *settings))

@@ -8,17 +8,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
 from queryall.logic.cancellation import cancel_job
 from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_jobs
 from queryall.logic.polling import job_response_body
 from queryall.models.job_views import JobListResponse
-from queryall.observability import logger, metrics
+from queryall.observability import logger
 from queryall.settings import get_settings
 
 router = Router()
@@ -54,11 +52,4 @@ def cancel(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter n
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("jobs_table", "state_machine_arn"))

@@ -27,12 +27,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall import handlers
-from queryall.handlers import init_done
-from queryall.handlers.http_api import DOCUMENTED_BY, build_resolver, error_responses, json_response, resolve
-from queryall.observability import logger
+from queryall.handlers.http_api import DOCUMENTED_BY, build_resolver, error_responses, http_handler, json_response
+from queryall.settings import unchecked
 
 router = Router()
 
@@ -52,7 +50,9 @@ def api_routers() -> list[Router]:
     for module in sorted(pkgutil.iter_modules(handlers.__path__), key=lambda m: m.name):
         source = Path(handlers.__path__[0], f"{module.name}.py")
         if source.is_file() and _DEFINES_ROUTER.search(source.read_text(encoding="utf-8")):
-            routers.append(importlib.import_module(f"{handlers.__name__}.{module.name}").router)
+            # Imported for their routes only: the docs function is not given the routes' settings.
+            with unchecked():
+                routers.append(importlib.import_module(f"{handlers.__name__}.{module.name}").router)
     return routers
 
 
@@ -128,13 +128,7 @@ def openapi() -> Response[str]:
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app)
 
 if __name__ == "__main__":
     Path(sys.argv[1]).write_text(openapi_document() + "\n", encoding="utf-8")

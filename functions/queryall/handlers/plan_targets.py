@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import tenant_databases
-from queryall.handlers import init_done
+from queryall.handlers.workflow_step import workflow_step
 from queryall.logic.catalog import catalog_entries
 from queryall.logic.distribution import distribute
 from queryall.logic.planning import plan_targets
 from queryall.logic.progress import record_plan
 from queryall.models.execution import ExecutionInput
-from queryall.observability import logger, tracer
+from queryall.observability import logger
 from queryall.settings import get_settings
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@event_parser(model=ExecutionInput)
-def handler(event: ExecutionInput, context: LambdaContext) -> dict:
-    logger.append_keys(job_id=event.job_id)
+@workflow_step(ExecutionInput, settings=("tenant_databases", "catalog_table", "results_bucket", "jobs_table"))
+def handler(event: ExecutionInput) -> dict:
     settings = get_settings()
     plan = plan_targets(
         event,
@@ -40,6 +34,3 @@ def handler(event: ExecutionInput, context: LambdaContext) -> dict:
     record_plan(JobProgressCounters(settings.require("jobs_table")), event.job_id, plan.databases_total,
                 len(plan.missing))
     return plan.model_dump(mode="json")
-
-
-init_done()

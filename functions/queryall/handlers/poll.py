@@ -8,12 +8,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
 from queryall.logic.polling import ResultLinks, find_job, job_response_body
 from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger
@@ -46,10 +44,4 @@ def poll(
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("jobs_table", "results_bucket"))

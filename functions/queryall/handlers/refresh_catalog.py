@@ -8,15 +8,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import tenant_databases
-from queryall.handlers import init_done
+from queryall.handlers.function import function_handler
 from queryall.logic.catalog import refresh_catalog
-from queryall.observability import logger, tracer
+from queryall.observability import logger
 from queryall.settings import get_settings
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-def handler(event: dict, context: LambdaContext) -> dict:
+def refresh(event: dict, context: LambdaContext) -> dict:
     settings = get_settings()
     result = refresh_catalog(tenant_databases(settings.require("tenant_databases")),
                              CatalogStore(settings.require("catalog_table")), time.time())
@@ -24,4 +22,4 @@ def handler(event: dict, context: LambdaContext) -> dict:
     return result.model_dump()
 
 
-init_done()
+handler = function_handler(refresh, settings=("tenant_databases", "catalog_table"), traced=True)

@@ -8,13 +8,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.errors import Conflict
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
 from queryall.logic.paging import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, decode_cursor
 from queryall.logic.polling import ResultLinks, find_job
 from queryall.models.job import JobStatus
@@ -61,10 +59,4 @@ def results(
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("jobs_table", "results_bucket"))

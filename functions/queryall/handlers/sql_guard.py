@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from queryall.handlers import init_done
+from queryall.handlers.function import function_handler
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
-from queryall.observability import logger
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
+def check_sql(event: dict, context: LambdaContext) -> dict:
     sql = event.get("sql")
     if not isinstance(sql, str):
         return {"ok": False, "message": "sql must be a string"}
@@ -20,4 +18,4 @@ def handler(event: dict, context: LambdaContext) -> dict:
         return {"ok": False, "message": str(rejection)}
 
 
-init_done()
+handler = function_handler(check_sql)

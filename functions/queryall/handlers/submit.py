@@ -6,17 +6,14 @@ import time
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
 from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
-from queryall.observability import logger, metrics
 from queryall.settings import get_settings
 
 router = Router()
@@ -43,11 +40,4 @@ def submit(body: SubmitRequest) -> Response[str]:
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("jobs_table", "state_machine_arn", "sql_guard_function"))

@@ -9,17 +9,14 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
 from queryall.logic.polling import ResultLinks, job_response_body
 from queryall.logic.waiting import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, parse_job_ids, wait_for_jobs
 from queryall.models.job import Job
 from queryall.models.result_format import ResultFormat
-from queryall.observability import logger
 from queryall.settings import get_settings
 
 router = Router()
@@ -57,10 +54,4 @@ def wait(
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("jobs_table", "results_bucket"))

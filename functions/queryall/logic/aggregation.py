@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import functools
 import json
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pyarrow as pa
 
+from queryall.dal.job_progress import JobProgressCounters
+from queryall.dal.jobs import JobStore
+from queryall.dal.map_items import MapItemStore
 from queryall.dal.partial_results import PartialResultStore
+from queryall.dal.result_files import ResultStore
+from queryall.logic import job_lifecycle
 from queryall.logic.combined_result import merge_partials
+from queryall.logic.distribution import planned_batches
 from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
 from queryall.logic.json_rows import column_types
 from queryall.logic.polling import sql_member
+from queryall.logic.progress import record_final
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
+from queryall.logic.result_export import export_result
 from queryall.logic.result_pages import rows_within
 from queryall.logic.step_errors import describe_step_error
 from queryall.models.job import Job
 from queryall.models.workflow import AggregateInput, Batch, TenantOutcome
+from queryall.observability import logger, metrics
 
 # The errors map may take at most this much of the item; longer messages are cut.
 MAX_ERRORS_BYTES = 200 * 1024
@@ -145,3 +156,34 @@ def completed_item(
     kept, rows_bz2 = fit_compressed_rows(row_texts, room)
     meta = result.meta(execution_time_seconds, kept) | {"errors": sized_meta["errors"]}
     return CompletedItem(columns, rows_bz2, meta)
+
+
+def complete_job(
+    inputs: AggregateInput, *, jobs: JobStore, counters: JobProgressCounters, map_items: MapItemStore,
+    partials: PartialResultStore, results: ResultStore, clock: Callable[[], float] = time.time,
+) -> bool:
+    """Merge the batches' partial results, write the full result, and complete the job with its first
+    rows and meta. False when the job is gone (expired) or has already ended (cancelled, failed)."""
+    job = jobs.get(inputs.job_id)
+    if job is None:
+        logger.warning("job item is gone (expired); nothing to complete")
+        return False
+    # A distributed plan kept its batches in S3, out of the state.
+    inputs = inputs.model_copy(update={"plan": planned_batches(inputs.plan, map_items)})
+    result = collect(inputs, partials)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
+        # The result files are written while the item's rows are fitted: both are mostly pyarrow and bz2,
+        # which release the GIL, and at 3,008 MB the function has ~1.7 vCPUs.
+        exported = pool.submit(export_result, result.table, results, inputs.job_id)
+        fitted_at = clock()
+        item = completed_item(job, result, execution_time_seconds=fitted_at - inputs.submitted_at, now=fitted_at)
+        # The full result is in place before the job reads completed, so a completed job can always be paged.
+        exported.result()
+    now = clock()
+    item = item.finished(now - inputs.submitted_at)
+    meta = item.meta
+    record_final(counters, inputs.job_id, len(result.outcomes), meta["databases_errored"], meta["total_rows"])
+    completed = job_lifecycle.complete(jobs, inputs.job_id, item.columns, item.rows_bz2, meta, now)
+    metrics.add_metric(name="Rows", unit="Count", value=result.table.num_rows)
+    logger.info("aggregated", extra={"total_rows": meta["total_rows"], "truncated": meta["truncated"]})
+    return completed

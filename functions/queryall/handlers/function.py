@@ -1,0 +1,33 @@
+"""What every function's handler is wrapped in, so a new function cannot forget any of it.
+
+Logging context (the invocation's keys, cleared between invocations), metrics flushed at the end of each
+invocation, the settings the function needs checked at its cold start, and the end of its import
+(`init_done`: the handler is the last thing a handler module builds). Workflow functions are traced too;
+API functions are not (the tracer costs ~90 ms of cold start, see queryall.observability).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from queryall import settings as function_settings
+from queryall.handlers import init_done
+from queryall.observability import logger, metrics
+
+Handler = Callable[[Any, LambdaContext], Any]
+
+
+def function_handler(handler: Handler, *, settings: Iterable[str] = (), traced: bool = False) -> Handler:
+    """`handler` as the Lambda function's entry point (see the module's docstring)."""
+    function_settings.require(*settings)
+    wrapped = metrics.log_metrics(handler)
+    if traced:
+        from queryall.observability import tracer
+
+        wrapped = tracer.capture_lambda_handler(wrapped)
+    wrapped = logger.inject_lambda_context(clear_state=True)(wrapped)
+    init_done()
+    return wrapped
