@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from queryall.dal.api_keys import accepted_api_keys
 from queryall.dal.catalog import CatalogStore, RefreshUnavailable, start_refresh
 from queryall.errors import ServiceUnavailable
-from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.auth import require_admin
 from queryall.logic.catalog import databases_page
 from queryall.models.catalog import RefreshResponse, RefreshStarted
@@ -21,12 +21,9 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.get(
-    "/query-all/databases",
-    summary="Tenant databases with their tables and columns, from the catalog",
-    responses={200: documented("A page of tenants in bucket order", "catalog.DatabasesResponse"),
-               **error_responses(400, 401)},
-)
+@router.get("/query-all/databases", **route(
+    "Tenant databases with their tables and columns, from the catalog",
+    {200: documented("A page of tenants in bucket order", "catalog.DatabasesResponse")}, 400, 401))
 def list_databases(
     limit: Annotated[int, Query(ge=1, le=1000, description="Tenants per page.")] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
@@ -35,12 +32,9 @@ def list_databases(
     return json_response(200, page.model_dump_json())
 
 
-@router.post(
-    "/query-all/catalog/refresh",
-    summary="Refresh the table catalog now (admin key only)",
-    responses={202: documented("The refresh is running", "catalog.RefreshResponse"),
-               **error_responses(401, 403, 503)},
-)
+@router.post("/query-all/catalog/refresh", **route(
+    "Refresh the table catalog now (admin key only)",
+    {202: documented("The refresh is running", "catalog.RefreshResponse")}, 401, 403, 503))
 def refresh_catalog() -> Response[str]:
     settings = get_settings()
     admin_keys = accepted_api_keys(settings.require("admin_api_keys_parameter"), settings.api_keys_cache_seconds)

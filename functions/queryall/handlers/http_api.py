@@ -49,6 +49,12 @@ def error_responses(*status_codes: int) -> dict[int, dict]:
     return {code: documented(_ERRORS[code], "api.ErrorResponse") for code in status_codes}
 
 
+def route(summary: str, success: dict[int, dict], *error_status_codes: int) -> dict:
+    """A route's documentation, the keyword arguments of its declaration: its summary, its successful
+    response(s) (`documented`) and the errors it answers with."""
+    return {"summary": summary, "responses": {**success, **error_responses(*error_status_codes)}}
+
+
 def json_response(status_code: int, body: str | dict) -> Response[str]:
     text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return Response(status_code=status_code, content_type=JSON, body=text)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.cancellation import cancel_job
 from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_jobs
 from queryall.logic.polling import job_response_body
@@ -22,13 +22,10 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.get(
-    "/query-all/jobs",
-    summary="List your jobs, newest first",
-    responses={200: documented("A page of the caller's jobs, newest first, without results",
-                               "job_views.JobListResponse"),
-               **error_responses(400, 401)},
-)
+@router.get("/query-all/jobs", **route(
+    "List your jobs, newest first",
+    {200: documented("A page of the caller's jobs, newest first, without results", "job_views.JobListResponse")},
+    400, 401))
 def list_own_jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Jobs per page.")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
@@ -38,10 +35,9 @@ def list_own_jobs(
     return json_response(200, JobListResponse(data=page).model_dump_json())
 
 
-@router.delete("/query-all/jobs/<jobId>", summary="Cancel a job", responses={
-    200: documented("The job is cancelled (also when it already was)", "job_views.CancelResponse"),
-    **error_responses(401, 404, 409),
-})
+@router.delete("/query-all/jobs/<jobId>", **route(
+    "Cancel a job", {200: documented("The job is cancelled (also when it already was)", "job_views.CancelResponse")},
+    401, 404, 409))
 def cancel(jobId: str) -> Response[str]:  # noqa: N803  (the route's parameter name)
     logger.append_keys(job_id=jobId)
     settings = get_settings()

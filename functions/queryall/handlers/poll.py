@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
-from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.polling import ResultLinks, find_job, job_response_body
 from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger
@@ -20,16 +20,11 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.get(
-    "/query-all/jobs/<jobId>",
-    summary="Poll a job",
-    responses={
-        200: documented("Completed: the first rows of the result (as many as fit), its schema and a link "
-                        "to all of it. Processing or failed: the job's status.",
-                        "results.CompletedJobResponse", "results.JobStateResponse"),
-        **error_responses(400, 401, 404),
-    },
-)
+@router.get("/query-all/jobs/<jobId>", **route("Poll a job", {
+    200: documented("Completed: the first rows of the result (as many as fit), its schema and a link to all of "
+                    "it. Processing or failed: the job's status.",
+                    "results.CompletedJobResponse", "results.JobStateResponse"),
+}, 400, 401, 404))
 def poll(
     jobId: str,  # noqa: N803  (the route's parameter name)
     format: Annotated[ResultFormat, Query(description=FORMAT_DESCRIPTION)] = ResultFormat.JSON,

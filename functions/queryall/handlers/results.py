@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.errors import Conflict
-from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.paging import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, decode_cursor
 from queryall.logic.polling import ResultLinks, find_job
 from queryall.models.job import JobStatus
@@ -23,16 +23,10 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.get(
-    "/query-all/jobs/<jobId>/results",
-    summary="Page through a completed job's full result",
-    responses={
-        200: documented("Up to page_size rows from the cursor on (fewer when they would make the response "
-                        "too large); meta.next_cursor continues, null after the last row.",
-                        "results.ResultsPageResponse"),
-        **error_responses(400, 401, 404, 409, 413),
-    },
-)
+@router.get("/query-all/jobs/<jobId>/results", **route("Page through a completed job's full result", {
+    200: documented("Up to page_size rows from the cursor on (fewer when they would make the response too "
+                    "large); meta.next_cursor continues, null after the last row.", "results.ResultsPageResponse"),
+}, 400, 401, 404, 409, 413))
 def results(
     jobId: str,  # noqa: N803  (the route's parameter name)
     cursor: Annotated[str | None, Query(

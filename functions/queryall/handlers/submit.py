@@ -11,7 +11,7 @@ from queryall.dal.catalog import CatalogStore
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient
 from queryall.dal.workflow import QueryWorkflow
-from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
 from queryall.settings import get_settings
@@ -19,10 +19,8 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.post("/query-all", summary="Submit a query", responses={
-    202: documented("Job accepted", "api.SubmitResponse"),
-    **error_responses(400, 401, 404, 503),
-})
+@router.post("/query-all", **route("Submit a query", {202: documented("Job accepted", "api.SubmitResponse")},
+                                   400, 401, 404, 503))
 def submit(body: SubmitRequest) -> Response[str]:
     settings = get_settings()
     job = submit_job(

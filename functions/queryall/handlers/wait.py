@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
-from queryall.handlers.http_api import build_resolver, documented, error_responses, http_handler, json_response
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.polling import ResultLinks, job_response_body
 from queryall.logic.waiting import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, parse_job_ids, wait_for_jobs
 from queryall.models.job import Job
@@ -22,12 +22,10 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.get(
-    "/query-all/wait",
-    summary="Wait until jobs finish (up to 25 s)",
-    responses={200: documented("Finished jobs, the ids still to wait for, and unknown ids", "job_views.WaitResponse"),
-               **error_responses(400, 401)},
-)
+@router.get("/query-all/wait", **route(
+    "Wait until jobs finish (up to 25 s)",
+    {200: documented("Finished jobs, the ids still to wait for, and unknown ids", "job_views.WaitResponse")},
+    400, 401))
 def wait(
     job_ids: Annotated[list[str], Query(
         description='Up to 100 job ids: a JSON array (job_ids=["id1","id2"]), repeated or comma-separated.',
