@@ -22,10 +22,10 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.get("/query-all/wait", **route(
-    "Wait until jobs finish (up to 25 s)",
-    {200: documented("Finished jobs, the ids still to wait for, and unknown ids", "job_views.WaitResponse")},
-    400, 401))
+_WAITED = documented("Finished jobs, the ids still to wait for, and unknown ids", "job_views.WaitResponse")
+
+
+@router.get("/query-all/wait", **route("Wait until jobs finish (up to 25 s)", {200: _WAITED}, 400, 401))
 def wait(
     job_ids: Annotated[list[str], Query(
         description='Up to 100 job ids: a JSON array (job_ids=["id1","id2"]), repeated or comma-separated.',
