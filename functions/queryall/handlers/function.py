@@ -13,7 +13,6 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from queryall import settings as function_settings
 from queryall.handlers import init_done
 from queryall.observability import logger, metrics
 
@@ -22,7 +21,11 @@ Handler = Callable[[Any, LambdaContext], Any]
 
 def function_handler(handler: Handler, *, settings: Iterable[str] = (), traced: bool = False) -> Handler:
     """`handler` as the Lambda function's entry point (see the module's docstring)."""
-    function_settings.require(*settings)
+    names = tuple(settings)
+    if names:  # only then: the settings model brings pydantic, which SqlGuard's cold start never loads
+        from queryall import settings as function_settings
+
+        function_settings.require(*names)
     wrapped = metrics.log_metrics(handler)
     if traced:
         from queryall.observability import tracer
