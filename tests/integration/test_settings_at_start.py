@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from queryall.settings import Settings
 from queryall_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = load_template(ROOT / "template.yaml")
+# The local stack (when a test before this one started it) puts every function's settings in os.environ.
+SETTINGS = {name.upper() for name in Settings.model_fields}
 
 
 def _import(module: str, environment: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("AWS_", "POWERTOOLS_")) and key not in SETTINGS}
     env.update(environment)
     env.update(PYTHONPATH=str(ROOT / "functions"), AWS_DEFAULT_REGION="us-east-1",
                LAMBDA_TASK_ROOT=str(ROOT / "functions"), AWS_LAMBDA_FUNCTION_NAME="settings-test")
