@@ -66,7 +66,8 @@ def test_deeply_nested_json_in_a_body_is_a_400(local_stack, case: str) -> None:
     _assert_invalid_request(*_send(local_stack, "POST", "/query-all", _DEEP[case].encode()))
 
 
-@pytest.mark.parametrize("depth", [1_000, 5_000])
+# Deeper arrays make a request line past API Gateway's 10,240-byte request head: the gateway's 414.
+@pytest.mark.parametrize("depth", [33, 1_000, 1_500])
 def test_deeply_nested_job_ids_for_wait_are_a_400(local_stack, depth: int) -> None:
     query = urllib.parse.urlencode({"job_ids": _nested(depth, inner='"x"'), "timeout_seconds": "0"})
     _assert_invalid_request(*_send(local_stack, "GET", f"/query-all/wait?{query}"))
