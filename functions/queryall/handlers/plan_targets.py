@@ -6,31 +6,17 @@ from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import tenant_databases
 from queryall.handlers.workflow_step import workflow_step
-from queryall.logic.catalog import catalog_entries
-from queryall.logic.distribution import distribute
-from queryall.logic.planning import plan_targets
-from queryall.logic.progress import record_plan
+from queryall.logic.planning import MapLimits, plan_job
 from queryall.models.execution import ExecutionInput
-from queryall.observability import logger
 from queryall.settings import get_settings
 
 
 @workflow_step(ExecutionInput, settings=("tenant_databases", "catalog_table", "results_bucket", "jobs_table"))
 def handler(event: ExecutionInput) -> dict:
     settings = get_settings()
-    plan = plan_targets(
-        event,
-        tenant_databases(settings.require("tenant_databases")),
-        settings.query_batch_size,
-        settings.map_max_concurrency,
-        catalog=catalog_entries(settings.require("catalog_table")) if event.table else None,
-    )
-    plan = distribute(plan, event.job_id, threshold=settings.distributed_map_threshold,
-                      max_batch_size=settings.query_batch_size, max_concurrency=settings.map_max_concurrency,
-                      distributed_max_concurrency=settings.distributed_map_max_concurrency,
-                      items=MapItemStore(settings.require("results_bucket")))
-    logger.info("planned", extra={"databases": plan.databases_total, "batches": len(plan.batches),
-                                  "batch_size": plan.batch_size, "mode": plan.mode})
-    record_plan(JobProgressCounters(settings.require("jobs_table")), event.job_id, plan.databases_total,
-                len(plan.missing))
+    limits = MapLimits(settings.query_batch_size, settings.map_max_concurrency, settings.distributed_map_threshold,
+                       settings.distributed_map_max_concurrency)
+    plan = plan_job(event, tenant_databases(settings.require("tenant_databases")), settings.require("catalog_table"),
+                    MapItemStore(settings.require("results_bucket")),
+                    JobProgressCounters(settings.require("jobs_table")), limits)
     return plan.model_dump(mode="json")

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from queryall.dal.job_progress import JobProgressCounters
+from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import TenantDatabase, TenantDatabases, database_suffix
+from queryall.logic.catalog import catalog_entries
+from queryall.logic.distribution import distribute
+from queryall.logic.progress import record_plan
 from queryall.models.catalog import TenantCatalogEntry
 from queryall.models.execution import ExecutionInput
 from queryall.models.workflow import Batch, Plan
+from queryall.observability import logger
 
 
 def skip_message(table: str) -> str:
@@ -60,3 +68,28 @@ def plan_targets(
         missing=missing,
         skipped=skipped,
     )
+
+
+@dataclass(frozen=True)
+class MapLimits:
+    """How a plan may be cut and run (the function's settings)."""
+
+    batch_size: int
+    max_concurrency: int
+    distributed_threshold: int
+    distributed_max_concurrency: int
+
+
+def plan_job(execution: ExecutionInput, tenants: TenantDatabases, catalog_table: str, items: MapItemStore,
+             counters: JobProgressCounters, limits: MapLimits) -> Plan:
+    """The PlanTargets step: the job's targets (the catalog is read only to skip tenants without
+    `table`), cut for the Map that will run them, and the job's progress told how many there are."""
+    plan = plan_targets(execution, tenants, limits.batch_size, limits.max_concurrency,
+                        catalog=catalog_entries(catalog_table) if execution.table else None)
+    plan = distribute(plan, execution.job_id, threshold=limits.distributed_threshold,
+                      max_batch_size=limits.batch_size, max_concurrency=limits.max_concurrency,
+                      distributed_max_concurrency=limits.distributed_max_concurrency, items=items)
+    logger.info("planned", extra={"databases": plan.databases_total, "batches": len(plan.batches),
+                                  "batch_size": plan.batch_size, "mode": plan.mode})
+    record_plan(counters, execution.job_id, plan.databases_total, len(plan.missing))
+    return plan
