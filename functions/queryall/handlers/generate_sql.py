@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import time
 
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_cache import SqlCache
 from queryall.dal.sql_generators import NoGeneratorConfigured, sql_generator
 from queryall.errors import GenerationFailed
-from queryall.handlers import init_done
+from queryall.handlers.workflow_step import workflow_step
 from queryall.logic.catalog import catalog_entries
 from queryall.logic.schema_context import build_schema_context
 from queryall.logic.sql_generation import SqlRefused, generate_sql
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
 from queryall.models.execution import ExecutionInput
-from queryall.observability import logger, metrics, tracer
+from queryall.observability import logger
 from queryall.settings import get_settings
 
 
@@ -32,12 +29,8 @@ def _guard(sql: str) -> str:
         raise SqlRefused(str(rejection)) from None
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=ExecutionInput)
-def handler(event: ExecutionInput, context: LambdaContext) -> dict:
-    logger.append_keys(job_id=event.job_id)
+@workflow_step(ExecutionInput, settings=("catalog_table", "jobs_table"))
+def handler(event: ExecutionInput) -> dict:
     settings = get_settings()
     state = event.model_dump(mode="json")
     try:
@@ -58,5 +51,3 @@ def handler(event: ExecutionInput, context: LambdaContext) -> dict:
     JobStore(settings.require("jobs_table")).record_generated_sql(event.job_id, generated.sql)
     return {**state, "sql": generated.sql, "generation_error": None}
 
-
-init_done()

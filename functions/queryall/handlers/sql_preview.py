@@ -6,21 +6,19 @@ import time
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.sql_cache import SqlCache
 from queryall.dal.sql_generators import NoGeneratorConfigured, sql_generator
 from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.errors import GenerationFailed, ServiceUnavailable
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
+from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.catalog import catalog_entries
 from queryall.logic.schema_context import build_schema_context
 from queryall.logic.sql_generation import SqlRefused, generate_sql
 from queryall.logic.submission import require_known_table
 from queryall.models.question import SqlPreviewRequest
-from queryall.observability import logger, metrics
+from queryall.observability import logger
 from queryall.settings import get_settings
 
 router = Router()
@@ -40,12 +38,11 @@ def _guard(function_name: str):
     return check
 
 
-@router.post("/query-all/sql", summary="Generate the SQL for a question without running it", responses={
+@router.post("/query-all/sql", **route("Generate the SQL for a question without running it", {
     200: documented("The SQL a job with this question would run", "question.SqlPreviewResponse"),
     422: documented("generation_failed: no SQL could be generated; the message says why "
                     "(\"Could not generate SQL: …\")", "api.ErrorResponse"),
-    **error_responses(400, 401, 404, 503),
-})
+}, 400, 401, 404, 503))
 def preview_sql(body: SqlPreviewRequest) -> Response[str]:
     settings = get_settings()
     catalog_table = settings.require("catalog_table")
@@ -66,11 +63,4 @@ def preview_sql(body: SqlPreviewRequest) -> Response[str]:
 
 app = build_resolver(router)
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=("catalog_table", "sql_guard_function", "jobs_table"))
