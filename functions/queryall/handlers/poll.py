@@ -14,7 +14,8 @@ from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.handlers import init_done
 from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
-from queryall.logic.polling import ResultLinks, find_job, job_response_body
+from queryall.logic.polling import find_job, job_response_body
+from queryall.logic.result_links import ResultLinks
 from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger
 from queryall.settings import get_settings

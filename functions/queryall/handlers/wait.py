@@ -15,7 +15,8 @@ from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.handlers import init_done
 from queryall.handlers.http_api import build_resolver, documented, error_responses, json_response, resolve
-from queryall.logic.polling import ResultLinks, job_response_body
+from queryall.logic.polling import job_response_body
+from queryall.logic.result_links import ResultLinks
 from queryall.logic.waiting import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, parse_job_ids, wait_for_jobs
 from queryall.models.job import Job
 from queryall.models.result_format import ResultFormat

@@ -14,8 +14,8 @@ from queryall.dal.partial_results import PartialResultStore
 from queryall.logic.combined_result import merge_partials
 from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
 from queryall.logic.json_rows import column_types
-from queryall.logic.polling import sql_member
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
+from queryall.logic.result_links import sql_member
 from queryall.logic.result_pages import rows_within
 from queryall.logic.step_errors import describe_step_error
 from queryall.models.job import Job
