@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from queryall.dal.job_documents import JobDocuments
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.jobs import JobStore
 from queryall.dal.map_items import MapItemStore
@@ -37,7 +38,8 @@ def handler(event: AggregateInput, context: LambdaContext) -> dict:
         logger.warning("job item is gone (expired); nothing to complete")
         return {"completed": False}
     # A distributed plan kept its batches in S3, out of the state.
-    event.plan = planned_batches(event.plan, MapItemStore(settings.require("results_bucket")))
+    event.plan = planned_batches(event.plan, MapItemStore(settings.require("results_bucket")), event.job_id,
+                                 JobDocuments(settings.require("results_bucket")))
     result = collect(event, PartialResultStore(settings.require("results_bucket")))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
         # The result files are written while the item's rows are fitted: both are mostly pyarrow and bz2,
@@ -45,7 +47,8 @@ def handler(event: AggregateInput, context: LambdaContext) -> dict:
         exported = pool.submit(export_result, result.table, ResultStore(settings.require("results_bucket")),
                                event.job_id)
         fitted_at = time.time()
-        item = completed_item(job, result, execution_time_seconds=fitted_at - event.submitted_at, now=fitted_at)
+        item = completed_item(job, result, execution_time_seconds=fitted_at - event.submitted_at, now=fitted_at,
+                              documents=JobDocuments(settings.require("results_bucket")))
         # The full result is in place before the job reads completed, so a completed job can always be paged.
         exported.result()
     now = time.time()

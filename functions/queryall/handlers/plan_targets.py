@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from queryall.dal.job_documents import JobDocuments
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import tenant_databases
@@ -30,15 +31,17 @@ def handler(event: ExecutionInput, context: LambdaContext) -> dict:
         settings.query_batch_size,
         settings.map_max_concurrency,
         catalog=catalog_entries(settings.require("catalog_table")) if event.table else None,
+        documents=JobDocuments(settings.require("results_bucket")),
     )
     plan = distribute(plan, event.job_id, threshold=settings.distributed_map_threshold,
                       max_batch_size=settings.query_batch_size, max_concurrency=settings.map_max_concurrency,
                       distributed_max_concurrency=settings.distributed_map_max_concurrency,
-                      items=MapItemStore(settings.require("results_bucket")))
+                      items=MapItemStore(settings.require("results_bucket")),
+                      documents=JobDocuments(settings.require("results_bucket")))
     logger.info("planned", extra={"databases": plan.databases_total, "batches": len(plan.batches),
                                   "batch_size": plan.batch_size, "mode": plan.mode})
     record_plan(JobProgressCounters(settings.require("jobs_table")), event.job_id, plan.databases_total,
-                len(plan.missing))
+                plan.missing_count)
     return plan.model_dump(mode="json")
 
 

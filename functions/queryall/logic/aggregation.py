@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from queryall.dal.job_documents import REPORTED_TENANTS, JobDocuments
 from queryall.dal.partial_results import PartialResultStore
 from queryall.logic.combined_result import merge_partials
 from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
@@ -23,6 +24,11 @@ from queryall.models.workflow import AggregateInput, Batch, TenantOutcome
 
 # The errors map may take at most this much of the item; longer messages are cut.
 MAX_ERRORS_BYTES = 200 * 1024
+# Beyond it (thousands of tenants errored or skipped) the reports go to S3, and poll returns them: they may
+# then take this much of a response (still far below Lambda's 6 MB), longer messages cut.
+MAX_STORED_REPORTS_BYTES = 2 * 1024 * 1024
+# What the item's meta holds in their place (`logic.result_links` puts them back).
+_STORED_REPORTS = {"skipped": None, "errors": None, "reports_stored": True}
 ROWS_ATTRIBUTE = "rows_bz2"
 
 
@@ -126,22 +132,39 @@ class CompletedItem:
         return CompletedItem(self.columns, self.rows_bz2, self.meta | {"execution_time_seconds": seconds})
 
 
+def _reports_size(meta: dict) -> int:
+    return len(json.dumps([meta["skipped"], meta["errors"]], ensure_ascii=False).encode())
+
+
 def completed_item(
     job: Job, result: CombinedResult, execution_time_seconds: float, now: float, *,
-    item_budget: int = ITEM_BUDGET, response_budget: int = RESPONSE_BUDGET,
+    item_budget: int = ITEM_BUDGET, response_budget: int = RESPONSE_BUDGET, documents: JobDocuments | None = None,
 ) -> CompletedItem:
     """The largest prefix of the rows that keeps both the item under ``item_budget`` (compressed) and a
-    poll response under ``response_budget`` (decompressed, escaped), with the columns and meta."""
+    poll response under ``response_budget`` (decompressed, escaped), with the columns and meta.
+
+    When the skipped and errored tenants take more than MAX_ERRORS_BYTES even with their messages cut
+    (thousands of them), they are written to S3 through ``documents`` (``reported-tenants.json``, with
+    messages cut to MAX_STORED_REPORTS_BYTES) and the item's meta holds ``null`` in their place and
+    ``reports_stored``: poll puts them back (`logic.result_links`). The item then stays small whatever the
+    request, and the job list never reads them."""
     columns = json.dumps(result.columns, separators=(",", ":"), ensure_ascii=False)
     total = result.table.num_rows
     # Sized as if every row were kept: `returned_rows` can only get fewer digits and `truncated: true` is
     # shorter than false, so the meta finally written is never larger than the one sized here; nor is
     # an execution time set later by `finished`.
-    sized_meta = _shorten_errors(result.meta(_LONGEST_EXECUTION_SECONDS, total), MAX_ERRORS_BYTES)
+    full_meta = result.meta(_LONGEST_EXECUTION_SECONDS, total)
+    sized_meta = _shorten_errors(full_meta, MAX_ERRORS_BYTES)
+    stored: dict | None = None
+    if documents is not None and _reports_size(sized_meta) > MAX_ERRORS_BYTES:
+        sized_meta = _shorten_errors(full_meta, MAX_STORED_REPORTS_BYTES)
+        stored = {"skipped": sized_meta["skipped"], "errors": sized_meta["errors"]}
+        documents.put(job.job_id, REPORTED_TENANTS, stored)
     empty_body = (f'{{"data":{{"columns":{columns},"rows":[]{sql_member(job)}}},'
                   f'"meta":{json.dumps(sized_meta, ensure_ascii=False)}}}')
     row_texts = rows_within(result.table, response_budget - LINKS_RESERVE - escaped_size(empty_body) + 2)
-    room = item_budget - item_size(_item_without_rows(job, columns, sized_meta, now)) - len(ROWS_ATTRIBUTE)
+    item_meta = sized_meta if stored is None else sized_meta | _STORED_REPORTS
+    room = item_budget - item_size(_item_without_rows(job, columns, item_meta, now)) - len(ROWS_ATTRIBUTE)
     kept, rows_bz2 = fit_compressed_rows(row_texts, room)
     meta = result.meta(execution_time_seconds, kept) | {"errors": sized_meta["errors"]}
-    return CompletedItem(columns, rows_bz2, meta)
+    return CompletedItem(columns, rows_bz2, meta if stored is None else meta | _STORED_REPORTS)

@@ -43,7 +43,7 @@ def job_summary(job: Job) -> JobSummary:
         created_at=job.created_at,
         finished_at=job.finished_at,
         request=RequestSummary(sql=_cut(request.sql), question=_cut(request.question),
-                               buckets=None if request.buckets is None else len(request.buckets),
+                               buckets=request.named_buckets,
                                table=request.table, limit=request.limit),
         error_code=job.error_code,
         progress=job.progress() if job.status is JobStatus.PROCESSING else None,

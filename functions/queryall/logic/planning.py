@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queryall.dal.job_documents import REQUESTED_BUCKETS, JobDocuments
 from queryall.dal.tenant_databases import TenantDatabase, TenantDatabases, database_suffix
 from queryall.models.catalog import TenantCatalogEntry
 from queryall.models.execution import ExecutionInput
@@ -18,18 +19,24 @@ def plan_targets(
     batch_size: int,
     max_concurrency: int,
     catalog: dict[str, TenantCatalogEntry] | None = None,
+    documents: JobDocuments | None = None,
 ) -> Plan:
     """Targets are listed from the backend itself, so a new tenant is queried even before the catalog
     knows it. With `table`, a tenant the catalog describes at its current version and without that
     table is skipped here, never opened; any other tenant is checked by QueryBatch when it runs."""
+    requested = execution.buckets
+    if execution.buckets_stored:  # a long list: submit kept it in S3, out of the workflow input
+        if documents is None:
+            raise ValueError("the requested buckets are stored: the job documents store is required")
+        requested = documents.get(execution.job_id, REQUESTED_BUCKETS)
     listed = {database_suffix(t.bucket): t for t in tenants.list_tenants()}
     missing: dict[str, str] = {}
     found: list[tuple[str, TenantDatabase]] = []
-    if execution.buckets is None:
+    if requested is None:
         found = [(t.bucket, t) for t in listed.values()]
     else:
         seen: set[str] = set()
-        for bucket in execution.buckets:
+        for bucket in requested:
             # Two spellings of one tenant (a-b, a_b) name the same database: query it once.
             suffix = database_suffix(bucket)
             if suffix in seen:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from queryall.dal.job_documents import REPORTED_TENANTS, JobDocuments
 from queryall.dal.result_files import ResultStore
 from queryall.logic.paging import next_cursor
 from queryall.models.job import Job
@@ -31,6 +32,10 @@ def completed_meta(
     """The stored meta plus what depends on the response: rows returned (default: those the item holds),
     the cursor after them, and the download URL (when links are given)."""
     meta = json.loads(job.meta or "{}")
+    if meta.pop("reports_stored", False):  # thousands of skipped or errored tenants: kept in S3
+        if links is None:
+            raise ValueError("this job's reports are in S3: links are required")
+        meta.update(JobDocuments(links.store.bucket).get(job.job_id, REPORTED_TENANTS))
     if returned_rows is not None:
         meta.update(returned_rows=returned_rows, truncated=returned_rows < meta["total_rows"])
     meta["next_cursor"] = next_cursor(job.job_id, 0, meta["returned_rows"], meta["total_rows"])
