@@ -91,7 +91,7 @@ def test_a_long_list_of_buckets_is_kept_in_s3_and_only_its_length_travels() -> N
 
 
 def test_a_short_list_of_buckets_stays_in_the_item_and_the_input() -> None:
-    job, jobs, workflow, documents = _submit(["acme", "globex"])
+    _job, jobs, workflow, documents = _submit(["acme", "globex"])
     assert documents.stored == {}
     assert jobs.created[0].request.buckets == ["acme", "globex"] and not jobs.created[0].request.buckets_stored
     assert workflow.inputs[0].buckets == ["acme", "globex"]
