@@ -36,7 +36,7 @@ router = Router()
 
 # Every module of queryall.handlers that serves HTTP routes (tests/unit/test_openapi.py compares it with
 # the handlers of the template's HttpApi routes).
-ROUTE_MODULES = ("catalog_api", "jobs", "openapi", "poll", "results", "submit", "wait")
+ROUTE_MODULES = ("catalog_api", "jobs", "openapi", "poll", "results", "sql_preview", "submit", "wait")
 TITLE = "queryall"
 VERSION = "0.1.0"
 DESCRIPTION = (
