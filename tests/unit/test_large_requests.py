@@ -200,3 +200,15 @@ def test_a_few_errors_stay_in_the_item() -> None:
     assert documents.stored == {}
     assert len(json.loads(job_response_body(completed))["meta"]["errors"]) == 50
 
+
+
+def test_a_question_job_s_stored_buckets_reach_the_sql_generator_too() -> None:
+    from queryall.logic.planning import requested_buckets
+
+    documents = FakeDocuments()
+    documents.put(JOB_ID, "buckets.json", longest_ids(100))
+    stored = ExecutionInput(job_id=JOB_ID, submitted_at=0, question="how many?", limit=1, bucket_count=100,
+                            buckets_stored=True)
+    assert requested_buckets(stored, documents) == longest_ids(100)
+    inline = ExecutionInput(job_id=JOB_ID, submitted_at=0, question="how many?", limit=1, buckets=["acme"])
+    assert requested_buckets(inline, None) == ["acme"]

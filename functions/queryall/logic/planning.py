@@ -13,6 +13,16 @@ def skip_message(table: str) -> str:
     return f"Table '{table}' not found"
 
 
+def requested_buckets(execution: ExecutionInput, documents: JobDocuments | None) -> list[str] | None:
+    """The buckets the request named (None: every tenant). A long list is not in the workflow input:
+    submit kept it in S3 (see JobRequest)."""
+    if not execution.buckets_stored:
+        return execution.buckets
+    if documents is None:
+        raise ValueError("the requested buckets are stored: the job documents store is required")
+    return documents.get(execution.job_id, REQUESTED_BUCKETS)
+
+
 def plan_targets(
     execution: ExecutionInput,
     tenants: TenantDatabases,
@@ -24,11 +34,7 @@ def plan_targets(
     """Targets are listed from the backend itself, so a new tenant is queried even before the catalog
     knows it. With `table`, a tenant the catalog describes at its current version and without that
     table is skipped here, never opened; any other tenant is checked by QueryBatch when it runs."""
-    requested = execution.buckets
-    if execution.buckets_stored:  # a long list: submit kept it in S3, out of the workflow input
-        if documents is None:
-            raise ValueError("the requested buckets are stored: the job documents store is required")
-        requested = documents.get(execution.job_id, REQUESTED_BUCKETS)
+    requested = requested_buckets(execution, documents)
     listed = {database_suffix(t.bucket): t for t in tenants.list_tenants()}
     missing: dict[str, str] = {}
     found: list[tuple[str, TenantDatabase]] = []
