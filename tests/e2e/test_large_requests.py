@@ -67,28 +67,35 @@ def test_a_job_naming_10000_buckets_completes_with_every_bucket_reported(large_j
         assert body["data"]["rows"] == [[b, 1] for b in healthy]
 
 
-class _S3Calls:
-    """Counts the S3 requests the functions make (they share boto3's default session in the local stack)."""
+class _Calls:
+    """The AWS requests the functions make, with the bytes of each answer (the functions share boto3's
+    default session in the local stack)."""
 
     def __init__(self) -> None:
-        self.operations: list[str] = []
+        self.made: list[tuple[str, str, int]] = []
 
-    def __enter__(self) -> _S3Calls:
+    def __enter__(self) -> _Calls:
         from queryall.settings import reset_caches
 
         reset_caches()  # clients made from now on carry the hook
-        boto3._get_default_session().events.register("before-call.s3", self._count, unique_id="count-s3")
+        boto3._get_default_session().events.register("after-call", self._record, unique_id="count-calls")
         return self
 
-    def _count(self, model, **_) -> None:
-        self.operations.append(model.name)
+    def _record(self, model, http_response, **_) -> None:
+        self.made.append((model.service_model.service_name, model.name, len(http_response.content or b"")))
+
+    def operations(self, service: str) -> list[str]:
+        return [name for made_service, name, _ in self.made if made_service == service]
+
+    def bytes_read(self, service: str) -> int:
+        return sum(size for made_service, _, size in self.made if made_service == service)
 
     def __exit__(self, *exc: object) -> None:
-        boto3._get_default_session().events.unregister("before-call.s3", unique_id="count-s3")
+        boto3._get_default_session().events.unregister("after-call", unique_id="count-calls")
 
 
 def test_the_job_list_reads_no_result_nor_per_bucket_data_and_answers_fast(large_api: Api, large_jobs) -> None:
-    with _S3Calls() as calls:
+    with _Calls() as calls:
         started = time.perf_counter()
         result = large_api.request("GET", "/query-all/jobs?limit=20")
         listed_in = time.perf_counter() - started
@@ -96,17 +103,19 @@ def test_the_job_list_reads_no_result_nor_per_bucket_data_and_answers_fast(large
     jobs = result.body["data"]["jobs"]
     assert [j["job_id"] for j in jobs] == [job_id for job_id, _ in reversed(large_jobs)]
     assert all(j["request"]["buckets"] == MAX_BUCKETS and j["status"] == "completed" for j in jobs)
-    assert calls.operations == []
+    assert calls.operations("s3") == []
+    assert calls.operations("dynamodb") == ["Query"] and calls.bytes_read("dynamodb") < 8 * 1024
     print(f"job list of two 10,000-bucket jobs: {listed_in:.3f} s")
 
 
 def test_polling_a_10000_bucket_job_reads_only_what_its_answer_needs(large_api: Api, large_jobs) -> None:
     job_id, body = large_jobs[0]
-    with _S3Calls() as calls:
+    with _Calls() as calls:
         started = time.perf_counter()
         result = large_api.request("GET", f"/query-all/jobs/{job_id}")
         polled_in = time.perf_counter() - started
     assert result.status == 200
     assert result.body["meta"]["errors"] == body["meta"]["errors"]
-    assert [op for op in calls.operations if op == "GetObject"] == ["GetObject"]  # the reported tenants, once
+    assert calls.operations("s3") == ["GetObject"]  # the reported tenants, once
+    assert calls.operations("dynamodb") == ["GetItem"] and calls.bytes_read("dynamodb") < 8 * 1024
     print(f"poll of a 10,000-bucket job: {polled_in:.3f} s")
