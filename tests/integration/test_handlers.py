@@ -136,7 +136,8 @@ def test_when_the_workflow_cannot_start_the_job_fails_and_submit_says_503(
         reset_caches()
     assert result.status == 503
     assert result.body["error"]["code"] == "service_unavailable"
-    items = local_stack.client("dynamodb").scan(TableName=local_stack.dynamodb_table_name)["Items"]
+    pages = local_stack.client("dynamodb").get_paginator("scan").paginate(TableName=local_stack.dynamodb_table_name)
+    items = [item for page in pages for item in page["Items"]]  # a large job fills a page by itself
     failed = [i for i in items if i.get("error_code", {}).get("S") == "start_failed"]
     assert len(failed) == 1 and failed[0]["status"]["S"] == "failed"
     assert "Could not start the query workflow" in failed[0]["error_message"]["S"]

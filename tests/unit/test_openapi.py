@@ -61,3 +61,46 @@ print(sorted(m for m in ("duckdb", "pyarrow") if m in sys.modules))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                             cwd=ROOT, env={"PYTHONPATH": str(ROOT / "functions"), "PATH": ""})
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_route_modules_are_the_handlers_of_the_template_s_http_routes() -> None:
+    from queryall.handlers.openapi import ROUTE_MODULES
+    from queryall_local.template import load_template
+
+    spec = load_template(ROOT / "template.yaml")
+    handlers = {spec.functions[route.function].handler for route in spec.routes}
+    assert {f"queryall.handlers.{name}.handler" for name in ROUTE_MODULES} == handlers
+
+
+def test_the_powertools_adapter_still_fits() -> None:
+    """What handlers.openapi.documented_copy relies on in Powertools (private, so checked here): a
+    Router keeps its routes in `_routes` (key -> function) and `_routes_with_middleware` (key ->
+    middlewares), a route's key holds its responses as given, and `include_router` reads those two."""
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    from aws_lambda_powertools.event_handler.api_gateway import Router
+
+    from queryall.handlers.http_api import DOCUMENTED_BY, documented
+    from queryall.handlers.openapi import documented_copy
+
+    broken = "Powertools changed what queryall.handlers.openapi.documented_copy relies on: "
+    router = Router()
+
+    @router.get("/probe", responses={200: documented("a probe", "api.ErrorResponse")})
+    def probe() -> dict:
+        return {}
+
+    assert isinstance(getattr(router, "_routes", None), dict) and len(router._routes) == 1, broken + "Router._routes"
+    assert isinstance(getattr(router, "_routes_with_middleware", None), dict), broken + "Router._routes_with_middleware"
+    (key,) = router._routes
+    marked = [part for part in key if isinstance(part, dict) and 200 in part]
+    assert marked and DOCUMENTED_BY in json.dumps(marked[0][200]["content"]["application/json"], default=str), (
+        broken + "a route's key no longer holds its responses")
+
+    app = APIGatewayHttpResolver()
+    copied = documented_copy(router)
+    app.include_router(copied)
+    document = json.loads(app.get_openapi_json_schema(title="probe", version="0"))
+    response = document.get("paths", {}).get("/probe", {}).get("get", {}).get("responses", {}).get("200", {})
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    assert schema.get("$ref") == "#/components/schemas/ErrorResponse", broken + f"include_router gave {response}"
+    assert router.api_resolver is not app and router._routes == {key: probe}, broken + "the original router changed"

@@ -85,7 +85,7 @@ def test_bad_parameters_are_400_before_the_job_is_read(route: str, query: dict[s
 
 
 def test_result_urls_never_outlive_the_job() -> None:
-    from queryall.logic.polling import ResultLinks
+    from queryall.logic.result_links import ResultLinks
     from queryall.models.job import Job, JobRequest, JobStatus
     from queryall.models.result_format import ResultFormat
 

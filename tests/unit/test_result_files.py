@@ -149,7 +149,7 @@ class _FakeS3:
 
 def test_a_page_costs_two_ranged_gets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from queryall.dal import result_files
-    from queryall.logic.polling import ResultLinks
+    from queryall.logic.result_links import ResultLinks
 
     table = pa.table({"_bucket": ["a"] * 20_000, "s": [f"row {i} " * 5 for i in range(20_000)]})
     path = tmp_path / "r.arrow"

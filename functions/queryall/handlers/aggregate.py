@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queryall.dal.job_documents import JobDocuments
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.jobs import JobStore
 from queryall.dal.map_items import MapItemStore
@@ -19,5 +20,5 @@ def handler(event: AggregateInput) -> dict:
     table, bucket = settings.require("jobs_table"), settings.require("results_bucket")
     completed = complete_job(event, jobs=JobStore(table), counters=JobProgressCounters(table),
                              map_items=MapItemStore(bucket), partials=PartialResultStore(bucket),
-                             results=ResultStore(bucket))
+                             results=ResultStore(bucket), documents=JobDocuments(bucket))
     return {"completed": completed}

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 
+from queryall.dal.job_documents import JobDocuments
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_cache import SqlCache
 from queryall.dal.sql_generators import NoGeneratorConfigured, sql_generator
 from queryall.errors import GenerationFailed
 from queryall.handlers.workflow_step import workflow_step
 from queryall.logic.catalog import catalog_entries
+from queryall.logic.planning import requested_buckets
 from queryall.logic.schema_context import build_schema_context
 from queryall.logic.sql_generation import SqlRefused, generate_sql
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select
@@ -40,7 +42,8 @@ def handler(event: ExecutionInput) -> dict:
             raise GenerationFailed(str(missing)) from None
         # The caller's bucket scope (access issue) goes in as allowed_buckets once requests carry it.
         schema = build_schema_context(catalog_entries(settings.require("catalog_table")).values(),
-                                      buckets=event.buckets, table=event.table,
+                                      buckets=requested_buckets(event, JobDocuments(settings.results_bucket or "")),
+                                      table=event.table,
                                       max_chars=settings.schema_context_max_chars)
         generated = generate_sql(event.question or "", schema, generator, _guard,
                                  cache=SqlCache(settings.require("jobs_table")), now=time.time(),

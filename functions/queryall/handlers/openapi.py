@@ -1,9 +1,9 @@
 """GET /openapi.json — the API's OpenAPI document, generated from the route models of every API router.
 
-Every handler module that defines a module-level ``router = Router()`` is an API route module; they
-are found by reading the package's sources, so workflow handlers (which load duckdb and pyarrow) are
-never imported and a route module added later is documented without a change here. Route modules keep
-duckdb and pyarrow out of their imports for the same reason (and for their own cold start).
+The API route modules are listed in ``ROUTE_MODULES`` (a test checks the list against the template's
+HTTP routes, the one source of truth), so workflow handlers (which load duckdb and pyarrow) are never
+imported here. Route modules keep duckdb and pyarrow out of their imports for the same reason (and for
+their own cold start).
 
 Responses name the models that document them (``http_api.documented``); the models are imported and
 put in here, so the API functions never load them.
@@ -18,7 +18,6 @@ import functools
 import importlib
 import json
 import operator
-import pkgutil
 import re
 import sys
 from pathlib import Path
@@ -28,13 +27,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
-from queryall import handlers
 from queryall.handlers.http_api import DOCUMENTED_BY, build_resolver, error_responses, http_handler, json_response
 from queryall.settings import unchecked
 
 router = Router()
 
-_DEFINES_ROUTER = re.compile(r"^router = Router\(\)", re.MULTILINE)
+# Every module of queryall.handlers that serves HTTP routes (tests/unit/test_openapi.py compares it with
+# the handlers of the template's HttpApi routes).
+ROUTE_MODULES = ("catalog_api", "jobs", "openapi", "poll", "results", "sql_preview", "submit", "wait")
 TITLE = "queryall"
 VERSION = "0.1.0"
 DESCRIPTION = (
@@ -45,15 +45,10 @@ DESCRIPTION = (
 
 
 def api_routers() -> list[Router]:
-    """The ``router`` of every API route module in ``queryall.handlers``, in module name order."""
-    routers = []
-    for module in sorted(pkgutil.iter_modules(handlers.__path__), key=lambda m: m.name):
-        source = Path(handlers.__path__[0], f"{module.name}.py")
-        if source.is_file() and _DEFINES_ROUTER.search(source.read_text(encoding="utf-8")):
-            # Imported for their routes only: the docs function is not given the routes' settings.
-            with unchecked():
-                routers.append(importlib.import_module(f"{handlers.__name__}.{module.name}").router)
-    return routers
+    """The ``router`` of every API route module, in module name order."""
+    # Imported for their routes only: the docs function is not given the routes' settings.
+    with unchecked():
+        return [importlib.import_module(f"queryall.handlers.{name}").router for name in ROUTE_MODULES]
 
 
 def _model(names: tuple[str, ...]) -> Any:
@@ -76,7 +71,14 @@ def _with_models(part: Any) -> Any:
     return type(part)(resolved)  # Powertools' hashable dict: the responses are part of the route's key
 
 
-def _documented(api_router: Router) -> Router:
+# --- The one adapter to Powertools' internals -------------------------------------------------------
+# Powertools has no public way to change a registered route's responses, and route modules name their
+# response models instead of importing them (cold start). So this copies a Router with each route's key
+# rewritten, through the two private dicts `Resolver.include_router` reads (`_routes`: route key ->
+# function, `_routes_with_middleware`: route key -> middlewares). Nothing else here touches a private
+# attribute. tests/unit/test_openapi.py::test_the_powertools_adapter_still_fits fails loudly, naming
+# this function, when a Powertools release changes what it relies on.
+def documented_copy(api_router: Router) -> Router:
     """A copy of a route module's router, its responses holding their models.
 
     A copy: including a router points it at the including resolver, and the original must keep serving
@@ -86,6 +88,7 @@ def _documented(api_router: Router) -> Router:
     documented._routes_with_middleware = {tuple(map(_with_models, key)): middlewares
                                           for key, middlewares in api_router._routes_with_middleware.items()}
     return documented
+# --- end of the adapter ------------------------------------------------------------------------------
 
 
 @functools.cache
@@ -93,7 +96,7 @@ def openapi_document() -> str:
     # Without validation: the resolver would document its 422 validation response, where ours answer 400.
     app = APIGatewayHttpResolver()
     for api_router in api_routers():
-        app.include_router(_documented(api_router))
+        app.include_router(documented_copy(api_router))
     document = json.loads(app.get_openapi_json_schema(
         title=TITLE, version=VERSION, description=DESCRIPTION,
         security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queryall.dal.job_documents import JobDocuments
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import tenant_databases
@@ -18,5 +19,6 @@ def handler(event: ExecutionInput) -> dict:
                        settings.distributed_map_max_concurrency)
     plan = plan_job(event, tenant_databases(settings.require("tenant_databases")), settings.require("catalog_table"),
                     MapItemStore(settings.require("results_bucket")),
-                    JobProgressCounters(settings.require("jobs_table")), limits)
+                    JobProgressCounters(settings.require("jobs_table")), limits,
+                     JobDocuments(settings.require("results_bucket")))
     return plan.model_dump(mode="json")

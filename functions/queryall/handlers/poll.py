@@ -12,7 +12,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
-from queryall.logic.polling import ResultLinks, find_job, job_response_body
+from queryall.logic.polling import find_job, job_response_body
+from queryall.logic.result_links import ResultLinks
 from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger
 from queryall.settings import get_settings

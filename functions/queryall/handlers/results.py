@@ -14,7 +14,8 @@ from queryall.dal.result_files import ResultStore
 from queryall.errors import Conflict
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.paging import DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE, decode_cursor
-from queryall.logic.polling import ResultLinks, find_job
+from queryall.logic.polling import find_job
+from queryall.logic.result_links import ResultLinks
 from queryall.models.job import JobStatus
 from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
 from queryall.observability import logger

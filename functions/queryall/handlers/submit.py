@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from queryall.dal.catalog import CatalogStore
+from queryall.dal.job_documents import JobDocuments
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient
 from queryall.dal.workflow import QueryWorkflow
@@ -32,6 +33,7 @@ def submit(body: SubmitRequest) -> Response[str]:
         now=time.time(),
         ttl_seconds=settings.job_ttl_seconds,
         catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
+        documents=JobDocuments(settings.require("results_bucket")),
     )
     return json_response(202, SubmitResponse(data=SubmittedJob(job_id=job.job_id)).model_dump_json())
 

@@ -13,7 +13,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
-from queryall.logic.polling import ResultLinks, job_response_body
+from queryall.logic.polling import job_response_body
+from queryall.logic.result_links import ResultLinks
 from queryall.logic.waiting import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, parse_job_ids, wait_for_jobs
 from queryall.models.job import Job
 from queryall.models.result_format import ResultFormat

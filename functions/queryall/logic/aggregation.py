@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from queryall.dal.job_documents import REPORTED_TENANTS, JobDocuments
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.jobs import JobStore
 from queryall.dal.map_items import MapItemStore
@@ -22,10 +23,10 @@ from queryall.logic.combined_result import merge_partials
 from queryall.logic.distribution import planned_batches
 from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
 from queryall.logic.json_rows import column_types
-from queryall.logic.polling import sql_member
 from queryall.logic.progress import record_final
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
 from queryall.logic.result_export import export_result
+from queryall.logic.result_links import sql_member
 from queryall.logic.result_pages import rows_within
 from queryall.logic.step_errors import describe_step_error
 from queryall.models.job import Job
@@ -34,6 +35,11 @@ from queryall.observability import logger, metrics
 
 # The errors map may take at most this much of the item; longer messages are cut.
 MAX_ERRORS_BYTES = 200 * 1024
+# Beyond it (thousands of tenants errored or skipped) the reports go to S3, and poll returns them: they may
+# then take this much of a response (still far below Lambda's 6 MB), longer messages cut.
+MAX_STORED_REPORTS_BYTES = 2 * 1024 * 1024
+# What the item's meta holds in their place (`logic.result_links` puts them back).
+_STORED_REPORTS = {"skipped": None, "errors": None, "reports_stored": True}
 ROWS_ATTRIBUTE = "rows_bz2"
 
 
@@ -137,30 +143,48 @@ class CompletedItem:
         return CompletedItem(self.columns, self.rows_bz2, self.meta | {"execution_time_seconds": seconds})
 
 
+def _reports_size(meta: dict) -> int:
+    return len(json.dumps([meta["skipped"], meta["errors"]], ensure_ascii=False).encode())
+
+
 def completed_item(
     job: Job, result: CombinedResult, execution_time_seconds: float, now: float, *,
-    item_budget: int = ITEM_BUDGET, response_budget: int = RESPONSE_BUDGET,
+    item_budget: int = ITEM_BUDGET, response_budget: int = RESPONSE_BUDGET, documents: JobDocuments | None = None,
 ) -> CompletedItem:
     """The largest prefix of the rows that keeps both the item under ``item_budget`` (compressed) and a
-    poll response under ``response_budget`` (decompressed, escaped), with the columns and meta."""
+    poll response under ``response_budget`` (decompressed, escaped), with the columns and meta.
+
+    When the skipped and errored tenants take more than MAX_ERRORS_BYTES even with their messages cut
+    (thousands of them), they are written to S3 through ``documents`` (``reported-tenants.json``, with
+    messages cut to MAX_STORED_REPORTS_BYTES) and the item's meta holds ``null`` in their place and
+    ``reports_stored``: poll puts them back (`logic.result_links`). The item then stays small whatever the
+    request, and the job list never reads them."""
     columns = json.dumps(result.columns, separators=(",", ":"), ensure_ascii=False)
     total = result.table.num_rows
     # Sized as if every row were kept: `returned_rows` can only get fewer digits and `truncated: true` is
     # shorter than false, so the meta finally written is never larger than the one sized here; nor is
     # an execution time set later by `finished`.
-    sized_meta = _shorten_errors(result.meta(_LONGEST_EXECUTION_SECONDS, total), MAX_ERRORS_BYTES)
+    full_meta = result.meta(_LONGEST_EXECUTION_SECONDS, total)
+    sized_meta = _shorten_errors(full_meta, MAX_ERRORS_BYTES)
+    stored: dict | None = None
+    if documents is not None and _reports_size(sized_meta) > MAX_ERRORS_BYTES:
+        sized_meta = _shorten_errors(full_meta, MAX_STORED_REPORTS_BYTES)
+        stored = {"skipped": sized_meta["skipped"], "errors": sized_meta["errors"]}
+        documents.put(job.job_id, REPORTED_TENANTS, stored)
     empty_body = (f'{{"data":{{"columns":{columns},"rows":[]{sql_member(job)}}},'
                   f'"meta":{json.dumps(sized_meta, ensure_ascii=False)}}}')
     row_texts = rows_within(result.table, response_budget - LINKS_RESERVE - escaped_size(empty_body) + 2)
-    room = item_budget - item_size(_item_without_rows(job, columns, sized_meta, now)) - len(ROWS_ATTRIBUTE)
+    item_meta = sized_meta if stored is None else sized_meta | _STORED_REPORTS
+    room = item_budget - item_size(_item_without_rows(job, columns, item_meta, now)) - len(ROWS_ATTRIBUTE)
     kept, rows_bz2 = fit_compressed_rows(row_texts, room)
     meta = result.meta(execution_time_seconds, kept) | {"errors": sized_meta["errors"]}
-    return CompletedItem(columns, rows_bz2, meta)
+    return CompletedItem(columns, rows_bz2, meta if stored is None else meta | _STORED_REPORTS)
 
 
 def complete_job(
     inputs: AggregateInput, *, jobs: JobStore, counters: JobProgressCounters, map_items: MapItemStore,
-    partials: PartialResultStore, results: ResultStore, clock: Callable[[], float] = time.time,
+    partials: PartialResultStore, results: ResultStore, documents: JobDocuments,
+    clock: Callable[[], float] = time.time,
 ) -> bool:
     """Merge the batches' partial results, write the full result, and complete the job with its first
     rows and meta. False when the job is gone (expired) or has already ended (cancelled, failed)."""
@@ -169,14 +193,15 @@ def complete_job(
         logger.warning("job item is gone (expired); nothing to complete")
         return False
     # A distributed plan kept its batches in S3, out of the state.
-    inputs = inputs.model_copy(update={"plan": planned_batches(inputs.plan, map_items)})
+    inputs = inputs.model_copy(update={"plan": planned_batches(inputs.plan, map_items, inputs.job_id, documents)})
     result = collect(inputs, partials)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
         # The result files are written while the item's rows are fitted: both are mostly pyarrow and bz2,
         # which release the GIL, and at 3,008 MB the function has ~1.7 vCPUs.
         exported = pool.submit(export_result, result.table, results, inputs.job_id)
         fitted_at = clock()
-        item = completed_item(job, result, execution_time_seconds=fitted_at - inputs.submitted_at, now=fitted_at)
+        item = completed_item(job, result, execution_time_seconds=fitted_at - inputs.submitted_at, now=fitted_at,
+                              documents=documents)
         # The full result is in place before the job reads completed, so a completed job can always be paged.
         exported.result()
     now = clock()

@@ -5,14 +5,13 @@ Submit's check of `table` against the catalog is `logic.submission.require_known
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import BUCKET_ID, TenantDatabases
-from queryall.errors import InvalidRequest
+from queryall.logic.cursors import CursorCodec
 from queryall.models.catalog import (
     DatabasesMeta,
     DatabasesResponse,
@@ -63,25 +62,14 @@ def catalog_entries(table_name: str) -> dict[str, TenantCatalogEntry]:
         return {}
 
 
-def _encode_cursor(bucket: str) -> str:
-    return base64.urlsafe_b64encode(bucket.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        bucket = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        bucket = ""
-    if not BUCKET_ID.match(bucket):
-        raise InvalidRequest("cursor: not a cursor this API returned")
-    return bucket
+_CURSORS = CursorCodec("databases", [BUCKET_ID])
 
 
 def databases_page(store: CatalogStore, limit: int, cursor: str | None) -> DatabasesResponse:
     """One page of tenants with their tables, in bucket order."""
-    entries, last = store.page(limit, _decode_cursor(cursor) if cursor else None)
+    entries, last = store.page(limit, _CURSORS.decode(cursor)[0] if cursor else None)
     summary = store.summary()
     return DatabasesResponse(data=entries, meta=DatabasesMeta(
-        count=len(entries), next_cursor=_encode_cursor(last) if last else None,
+        count=len(entries), next_cursor=_CURSORS.encode([last]) if last else None,
         refreshed_at=summary.refreshed_at if summary else None, tables=summary.tables if summary else [],
     ))

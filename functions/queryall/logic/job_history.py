@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 
 from queryall.dal.jobs import JobStore
-from queryall.errors import InvalidRequest
-from queryall.logic.polling import is_job_id
+from queryall.logic.cursors import CursorCodec
+from queryall.logic.polling import JOB_ID as _JOB_ID
 from queryall.models.job import Job, JobStatus
 from queryall.models.job_views import JobList, JobSummary, RequestSummary
 
@@ -16,26 +14,21 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # SQL can be 100,000 characters; a page of 100 jobs must stay small.
 MAX_SUMMARY_TEXT = 500
-_CREATED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_CREATED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+_CURSORS = CursorCodec("jobs", [_CREATED_AT, _JOB_ID])
 
 
 def encode_cursor(position: tuple[str, str]) -> str:
-    raw = json.dumps(list(position), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return _CURSORS.encode(position)
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
     """The (created_at, job_id) a page continues after. The caller's own owner scopes the query, so a
     hand-made cursor can only move within the caller's own jobs."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
-        value = json.loads(raw)
-    except ValueError:  # also bad base64, non-ASCII and undecodable bytes
-        value = None
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
-            and _CREATED_AT.fullmatch(value[0]) and is_job_id(value[1])):
-        raise InvalidRequest("cursor: not a cursor from a previous page")
-    return value[0], value[1]
+    created_at, job_id = _CURSORS.decode(cursor)
+    return created_at, job_id
 
 
 def _cut(text: str | None) -> str | None:
@@ -50,7 +43,7 @@ def job_summary(job: Job) -> JobSummary:
         created_at=job.created_at,
         finished_at=job.finished_at,
         request=RequestSummary(sql=_cut(request.sql), question=_cut(request.question),
-                               buckets=None if request.buckets is None else len(request.buckets),
+                               buckets=request.named_buckets,
                                table=request.table, limit=request.limit),
         error_code=job.error_code,
         progress=job.progress() if job.status is JobStatus.PROCESSING else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from queryall.dal.job_documents import REQUESTED_BUCKETS, JobDocuments
 from queryall.dal.job_progress import JobProgressCounters
 from queryall.dal.map_items import MapItemStore
 from queryall.dal.tenant_databases import TenantDatabase, TenantDatabases, database_suffix
@@ -20,24 +21,36 @@ def skip_message(table: str) -> str:
     return f"Table '{table}' not found"
 
 
+def requested_buckets(execution: ExecutionInput, documents: JobDocuments | None) -> list[str] | None:
+    """The buckets the request named (None: every tenant). A long list is not in the workflow input:
+    submit kept it in S3 (see JobRequest)."""
+    if not execution.buckets_stored:
+        return execution.buckets
+    if documents is None:
+        raise ValueError("the requested buckets are stored: the job documents store is required")
+    return documents.get(execution.job_id, REQUESTED_BUCKETS)
+
+
 def plan_targets(
     execution: ExecutionInput,
     tenants: TenantDatabases,
     batch_size: int,
     max_concurrency: int,
     catalog: dict[str, TenantCatalogEntry] | None = None,
+    documents: JobDocuments | None = None,
 ) -> Plan:
     """Targets are listed from the backend itself, so a new tenant is queried even before the catalog
     knows it. With `table`, a tenant the catalog describes at its current version and without that
     table is skipped here, never opened; any other tenant is checked by QueryBatch when it runs."""
+    requested = requested_buckets(execution, documents)
     listed = {database_suffix(t.bucket): t for t in tenants.list_tenants()}
     missing: dict[str, str] = {}
     found: list[tuple[str, TenantDatabase]] = []
-    if execution.buckets is None:
+    if requested is None:
         found = [(t.bucket, t) for t in listed.values()]
     else:
         seen: set[str] = set()
-        for bucket in execution.buckets:
+        for bucket in requested:
             # Two spellings of one tenant (a-b, a_b) name the same database: query it once.
             suffix = database_suffix(bucket)
             if suffix in seen:
@@ -81,15 +94,16 @@ class MapLimits:
 
 
 def plan_job(execution: ExecutionInput, tenants: TenantDatabases, catalog_table: str, items: MapItemStore,
-             counters: JobProgressCounters, limits: MapLimits) -> Plan:
+             counters: JobProgressCounters, limits: MapLimits, documents: JobDocuments) -> Plan:
     """The PlanTargets step: the job's targets (the catalog is read only to skip tenants without
     `table`), cut for the Map that will run them, and the job's progress told how many there are."""
     plan = plan_targets(execution, tenants, limits.batch_size, limits.max_concurrency,
-                        catalog=catalog_entries(catalog_table) if execution.table else None)
+                        catalog=catalog_entries(catalog_table) if execution.table else None, documents=documents)
     plan = distribute(plan, execution.job_id, threshold=limits.distributed_threshold,
                       max_batch_size=limits.batch_size, max_concurrency=limits.max_concurrency,
-                      distributed_max_concurrency=limits.distributed_max_concurrency, items=items)
+                      distributed_max_concurrency=limits.distributed_max_concurrency, items=items,
+                      documents=documents)
     logger.info("planned", extra={"databases": plan.databases_total, "batches": len(plan.batches),
                                   "batch_size": plan.batch_size, "mode": plan.mode})
-    record_plan(counters, execution.job_id, plan.databases_total, len(plan.missing))
+    record_plan(counters, execution.job_id, plan.databases_total, plan.missing_count)
     return plan

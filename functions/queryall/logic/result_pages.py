@@ -16,9 +16,9 @@ from queryall.logic.combined_result import ipc_stream
 from queryall.logic.item_fit import largest_prefix
 from queryall.logic.json_rows import table_to_json_rows
 from queryall.logic.paging import next_cursor
-from queryall.logic.polling import ResultLinks, completed_meta, sql_member
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_lengths, escaped_size
 from queryall.logic.result_export import ARROW_BATCH_ROWS
+from queryall.logic.result_links import ResultLinks, completed_meta, sql_member
 from queryall.models.job import Job
 from queryall.models.result_format import ResultFormat
 

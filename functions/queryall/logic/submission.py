@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from queryall.dal.catalog import CatalogStore
+from queryall.dal.job_documents import REQUESTED_BUCKETS, JobDocuments
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
@@ -14,6 +17,10 @@ from queryall.models.api import SubmitRequest
 from queryall.models.execution import ExecutionInput
 from queryall.models.job import Job, JobRequest
 from queryall.observability import logger, metrics
+
+# Buckets named in a request travel in the job item and the workflow input up to this much JSON
+# (about 60 of the longest ids, 400 short ones); a longer list is kept in S3.
+INLINE_BUCKETS_BYTES = 4096
 
 
 def submit_job(
@@ -26,7 +33,10 @@ def submit_job(
     now: float,
     ttl_seconds: int,
     catalog: CatalogStore | None = None,
+    documents: JobDocuments | None = None,
 ) -> Job:
+    """Record the job and start its workflow. ``documents`` keeps a long list of buckets out of the job
+    item and the workflow input (see JobRequest)."""
     sql = request.sql
     if sql is not None:
         try:
@@ -40,10 +50,22 @@ def submit_job(
     if request.table is not None and catalog is not None:
         require_known_table(catalog, request.table)
 
+    buckets = request.buckets
     job_request = JobRequest(
-        sql=sql, question=request.question, buckets=request.buckets, limit=request.limit, table=request.table
+        sql=sql, question=request.question, limit=request.limit, table=request.table,
+        buckets=buckets, bucket_count=None if buckets is None else len(buckets),
     )
     job = job_lifecycle.new_job(job_request, owner, now, ttl_seconds)
+    if buckets is not None and len(json.dumps(buckets)) > INLINE_BUCKETS_BYTES:
+        if documents is None:
+            raise ValueError("a long list of buckets needs the job documents store")
+        try:
+            documents.put(job.job_id, REQUESTED_BUCKETS, buckets)
+        except (ClientError, BotoCoreError) as error:
+            logger.exception("could not store the requested buckets")
+            raise ServiceUnavailable("Could not record the query; try again") from error
+        job_request = job_request.model_copy(update={"buckets": None, "buckets_stored": True})
+        job = job.model_copy(update={"request": job_request})
     jobs.create(job)
     logger.append_keys(job_id=job.job_id)
     try:

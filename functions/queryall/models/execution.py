@@ -17,3 +17,6 @@ class ExecutionInput(BaseModel):
     buckets: list[str] | None = None
     limit: int
     table: str | None = None
+    # A long list of buckets is not in the input: PlanTargets reads it from S3 (see JobRequest).
+    bucket_count: int | None = None
+    buckets_stored: bool = False

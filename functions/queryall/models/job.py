@@ -15,13 +15,25 @@ class JobStatus(StrEnum):
 
 
 class JobRequest(BaseModel):
-    """What the caller asked for, as recorded on the job and passed to the workflow."""
+    """What the caller asked for, as recorded on the job and passed to the workflow.
+
+    The buckets named travel with it only up to INLINE_BUCKETS_BYTES; a longer list (10,000 ids of 63
+    characters are 660 KB) is kept in S3 (`dal.job_documents`, `buckets.json`) and only its length here,
+    so the job item stays far below DynamoDB's 400 KB, the job list reads no per-bucket data, and the
+    workflow input stays far below Step Functions' 256 KB."""
 
     sql: str | None = None
     question: str | None = None
     buckets: list[str] | None = None
     limit: int
     table: str | None = None
+    bucket_count: int | None = None  # how many buckets were named (set whenever some were)
+    buckets_stored: bool = False  # the named buckets are in S3, not in `buckets`
+
+    @property
+    def named_buckets(self) -> int | None:
+        return self.bucket_count if self.bucket_count is not None else (
+            None if self.buckets is None else len(self.buckets))
 
 
 class JobProgress(BaseModel):

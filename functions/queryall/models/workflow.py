@@ -37,6 +37,17 @@ class Plan(BaseModel):
     progress_interval_seconds: float = MIN_PROGRESS_INTERVAL_SECONDS
     items_bucket: str | None = None
     items_key: str | None = None
+    # Thousands of missing or skipped tenants (with their messages) would not fit the state: they are then
+    # in S3 (plan-reports.json, `logic.distribution`), `missing` and `skipped` stay empty here, and
+    # `missing_count` still says how many are missing.
+    reports_stored: bool = False
+    missing_count: int | None = None
+
+    @model_validator(mode="after")
+    def _count_missing(self) -> Plan:
+        if self.missing_count is None:
+            self.missing_count = len(self.missing)
+        return self
 
 
 class MapItem(BaseModel):
