@@ -16,6 +16,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
@@ -59,6 +60,11 @@ _KEYS = _KeysPerThread()
 
 def _installed() -> bool:
     return LambdaPowertoolsFormatter.__dict__.get("log_format") is _KEYS
+
+
+def installed() -> contextlib.AbstractContextManager[Any]:
+    """Keys per thread while the block runs; the formatter class as it was afterwards."""
+    return mock.patch.object(LambdaPowertoolsFormatter, "log_format", _KEYS, create=True)
 
 
 def install() -> None:
