@@ -399,7 +399,7 @@ PROCESS_STATE_SCRIPT = textwrap.dedent(
     import logging, os, sys
     import boto3, botocore.handlers
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-    from queryall_local import stack as stack_module
+    from queryall_local.gateway import LocalGateway
     from queryall_local.stack import LocalStack
     import moto.core  # on import moto adds its (idle) stubber to BUILTIN_HANDLERS for good: not ours to undo
 
@@ -430,7 +430,7 @@ PROCESS_STATE_SCRIPT = textwrap.dedent(
     def broken_start(self):
         raise Broken("the gateway fails to start")
 
-    stack_module.LocalGateway.start = broken_start  # after moto, the runtime and its environment
+    LocalGateway.start = broken_start  # after moto, the runtime and its environment
     try:
         LocalStack(sys.argv[1], sys.argv[2], "k").start()
     except Broken:

@@ -327,17 +327,14 @@ class LambdaRuntime:
 
         Handler modules cache settings and boto3 clients at module level; after the environment
         changes (a new stack in the same process, a new moto port) those caches are stale.
+        Packages whose settings were never imported are skipped.
         """
         packages = sorted({f.module.split(".", 1)[0] for f in self.spec.functions.values()})
         for package in packages:
-            module_name = f"{package}.settings"
-            with self._import_lock:
-                try:
-                    module = importlib.import_module(module_name)
-                except ModuleNotFoundError as exc:
-                    if exc.name in (package, module_name):
-                        continue  # no settings module (yet): nothing is cached
-                    raise
+            # A settings module not imported yet has nothing cached (and importing it would cost a start).
+            module = sys.modules.get(f"{package}.settings")
+            if module is None:
+                continue
             reset = getattr(module, "reset_caches", None)
             if callable(reset):
                 reset()

@@ -19,7 +19,9 @@ import contextlib
 import functools
 import json
 import logging
+import sys
 import threading
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -206,6 +208,31 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
         yield
 
 
+# ----------------------------------------------------------------------------- SSM without EC2
+
+class _Ec2BackendsOnFirstUse:
+    """Stands in for ``moto.ec2.ec2_backends`` in moto.ssm: imports moto.ec2 when first indexed."""
+
+    def __getitem__(self, account_id: str) -> Any:
+        from moto.ec2 import ec2_backends
+
+        return ec2_backends[account_id]
+
+
+@contextlib.contextmanager
+def _ssm_without_ec2() -> Iterator[None]:
+    if "moto.ssm.models" not in sys.modules and "moto.ec2" not in sys.modules:
+        stub = types.ModuleType("moto.ec2")
+        stub.ec2_backends = _Ec2BackendsOnFirstUse()  # type: ignore[attr-defined]
+        sys.modules["moto.ec2"] = stub
+        try:
+            import moto.ssm.models  # noqa: F401 - imported now, with the stand-in
+        finally:
+            if sys.modules.get("moto.ec2") is stub:
+                del sys.modules["moto.ec2"]
+    yield
+
+
 # ----------------------------------------------------------------------------- the registry
 
 PATCHES: tuple[MotoPatch, ...] = (
@@ -224,6 +251,15 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "None, so the second unnamed execution of a state machine fails with ExecutionAlreadyExists.",
         verified_on="5.2.5",
         apply=_named_executions,
+    ),
+    MotoPatch(
+        name="ssm-without-ec2",
+        service="ssm",
+        works_around="moto.ssm imports moto.ec2 (about 1 s of imports, a third of `local invoke`) for "
+                     "ec2_backends, which only Run Command targets use. It is imported with a stand-in that "
+                     "imports moto.ec2 on first use; the stand-in stays (it behaves as ec2_backends).",
+        verified_on="5.2.5",
+        apply=_ssm_without_ec2,
     ),
     MotoPatch(
         name="dynamodb-atomic-writes",

@@ -56,8 +56,9 @@ def logger_level(name: str, level: int) -> Iterator[None]:
         logger.setLevel(saved)
 
 
-def _dispatcher(on_request: Callable[[str], None]) -> Any:
-    """moto's WSGI application, calling ``on_request(service)`` before it handles each request."""
+def _dispatcher(before_backend: Callable[[str], None], on_request: Callable[[str], None]) -> Any:
+    """moto's WSGI application, calling ``before_backend(service)`` before it builds a service's backend
+    app and ``on_request(service)`` before it handles each request."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     class Dispatcher(DomainDispatcherApplication):
@@ -66,6 +67,7 @@ def _dispatcher(on_request: Callable[[str], None]) -> Any:
             self.service_of: dict[int, str] = {}  # id(backend app) -> moto's service name
 
         def _create_app(self, service: Any) -> Any:
+            before_backend(str(service))
             app = create_backend_app(service)
             self.service_of[id(app)] = str(service)
             return app
@@ -75,7 +77,9 @@ def _dispatcher(on_request: Callable[[str], None]) -> Any:
             on_request(self.service_of.get(id(app), ""))
             return app
 
-    return Dispatcher()
+    dispatcher = Dispatcher()
+    dispatcher.on_request = on_request
+    return dispatcher
 
 
 class _WsgiBody(io.BytesIO):
@@ -194,13 +198,16 @@ class MotoServices:
                 return  # set up already, or this thread is setting it up (its own requests)
             self._starting.add(service)
             try:
-                if self._patches is not None:
-                    moto_compat.apply(service, self._patches)
                 for action in self._first_use.pop(service, []):
                     action(self)
                 self._used.add(service)
             finally:
                 self._starting.discard(service)
+
+    def _apply_moto_patches(self, service: str) -> None:
+        # Under moto's dispatcher lock, once per service: before moto imports and builds its backend.
+        if self._patches is not None:
+            moto_compat.apply(service, self._patches)
 
     def start(self, patches: contextlib.ExitStack | None = None) -> None:
         """Serve; ``patches`` (default: one of its own, closed by :meth:`stop`) undoes it all."""
@@ -242,8 +249,7 @@ class MotoServices:
             # The ASL interpreter logs every Fail state and caught error at ERROR with a repr of
             # the state; failed jobs are a normal outcome here, and the execution history has it.
             patches.enter_context(logger_level("moto.stepfunctions.parser", logging.CRITICAL))
-        app = _dispatcher(self._on_request)
-        app.on_request = self._on_request
+        app = _dispatcher(self._apply_moto_patches, self._on_request)
         # Port 0: the OS picks a free port at bind time, so there is no probe-then-bind race.
         server = make_server(self._host, self._requested_port, app, threaded=True, request_handler=MotoRequestHandler)
         thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)

@@ -12,14 +12,15 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.client import BaseClient
+if TYPE_CHECKING:  # imported when a stack starts: `queryall local` pays only for what a command uses
+    from botocore.client import BaseClient
 
-from .gateway import LocalGateway
-from .lambda_runtime import LambdaRuntime
-from .moto_services import MotoServices, provision, put_secure_parameter
-from .template import StackSpec, load_template, read_template
+    from .gateway import LocalGateway
+    from .lambda_runtime import LambdaRuntime
+    from .moto_services import MotoServices
+    from .template import StackSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class LocalStack:
     # ----------------------------------------------------------------------------- lifecycle
 
     def _overrides(self) -> dict[str, Any]:
+        from .template import read_template
+
         declared = read_template(self.template_path).get("Parameters") or {}
         overrides: dict[str, Any] = {}
         if self.tenants_dir is not None and TENANT_DATABASES_PARAMETER in declared:
@@ -120,6 +123,10 @@ class LocalStack:
                 f"another local stack is running in this process ({other.moto_url}); stop it first "
                 "or use LocalStack.active()"
             )
+        from .lambda_runtime import LambdaRuntime
+        from .moto_services import MotoServices, provision, put_secure_parameter
+        from .template import load_template
+
         spec = load_template(self.template_path, self._overrides())
         self._spec = spec
         # Every process-wide change (moto server, MOTO_PORT, botocore hooks, os.environ, sys.path,
@@ -149,6 +156,8 @@ class LocalStack:
                 moto.on_first_use("ssm", lambda moto, name=name, value=value: put_secure_parameter(moto, name, value))
             patches.callback(self._drain_executions)  # before the runtime and moto go
             if self.with_gateway:
+                from .gateway import LocalGateway
+
                 gateway = LocalGateway(spec.routes, runtime, self.host, self.port, api_id=spec.api_id)
                 gateway.start()
                 patches.callback(gateway.stop)
