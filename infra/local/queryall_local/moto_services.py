@@ -252,7 +252,9 @@ class MotoServices:
         app = _dispatcher(self._apply_moto_patches, self._on_request)
         # Port 0: the OS picks a free port at bind time, so there is no probe-then-bind race.
         server = make_server(self._host, self._requested_port, app, threaded=True, request_handler=MotoRequestHandler)
-        thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+        # serve_forever notices shutdown() only between polls: 0.5 s by default, all of it added to a stop.
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-server",
+                                  daemon=True)
         thread.start()
 
         def shut_down() -> None:
