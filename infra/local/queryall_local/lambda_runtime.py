@@ -37,6 +37,7 @@ from botocore.response import StreamingBody
 
 from . import log_keys
 from .moto_services import builtin_handler
+from .sessions import SerializedSession
 from .template import REGION, FunctionSpec, StackSpec
 
 LOG = logging.getLogger(__name__)
@@ -125,29 +126,10 @@ def marshal(result: Any) -> bytes:
     return text.encode("utf-8")
 
 
-class _SerializedSession(boto3.session.Session):
-    """boto3's default session for the handlers, making one client at a time.
-
-    Creating clients of one session from several threads at once is not thread-safe in botocore (its
-    model loader), and Map iterations create them concurrently; a lock instead of creating every
-    client up front, so an invocation pays only for the services it uses.
-    """
-
-    _lock = threading.Lock()
-
-    def client(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return super().client(*args, **kwargs)
-
-    def resource(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return super().resource(*args, **kwargs)
-
-
 @contextlib.contextmanager
 def _default_session() -> Iterator[None]:
     """A fresh default session, built with the runtime's environment and hooks; none afterwards."""
-    boto3.DEFAULT_SESSION = _SerializedSession()
+    boto3.DEFAULT_SESSION = SerializedSession()
     try:
         yield
     finally:

@@ -311,12 +311,13 @@ class MotoServices:
         with self._clients_lock:
             client = self._clients.get(service)
             if client is None:
-                import boto3
                 from botocore.config import Config
+
+                from .sessions import SerializedSession
 
                 # Own session: the default one carries the Lambda hook and may be replaced by handlers.
                 if self._session is None:
-                    self._session = boto3.session.Session(region_name=REGION, **FAKE_CREDENTIALS)
+                    self._session = SerializedSession(region_name=REGION, **FAKE_CREDENTIALS)
                 client = self._clients[service] = self._session.client(
                     service, endpoint_url=self.url, config=Config(retries={"max_attempts": 2, "mode": "standard"})
                 )
