@@ -16,7 +16,6 @@ import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
@@ -62,9 +61,19 @@ def _installed() -> bool:
     return LambdaPowertoolsFormatter.__dict__.get("log_format") is _KEYS
 
 
-def installed() -> contextlib.AbstractContextManager[Any]:
-    """Keys per thread while the block runs; the formatter class as it was afterwards."""
-    return mock.patch.object(LambdaPowertoolsFormatter, "log_format", _KEYS, create=True)
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """Keys per thread while the block runs; the formatter class as it was afterwards (also when
+    something uninstalled it meanwhile)."""
+    before = LambdaPowertoolsFormatter.__dict__.get("log_format")
+    install()
+    try:
+        yield
+    finally:
+        if before is None:
+            uninstall()
+        else:
+            LambdaPowertoolsFormatter.log_format = before  # type: ignore[assignment]
 
 
 def install() -> None:

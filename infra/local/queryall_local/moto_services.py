@@ -153,6 +153,7 @@ class MotoServices:
         self._requested_port = port
         self._port: int | None = None
         self._patches: contextlib.ExitStack | None = None
+        self._dispatch: InProcessDispatch | None = None
         self._own_patches: contextlib.ExitStack | None = None
         # What to do on the first request to a service (its moto patches, the stack's resources).
         self._first_use: dict[str, list[Callable[[MotoServices], None]]] = {}
@@ -273,7 +274,9 @@ class MotoServices:
         # Turn execution back off: moto's config is process-global and outlives this server.
         patches.callback(self._stop_executing)
         # Sessions created from now on (the runtime's default session, moto's interpreter clients) get it.
-        patches.enter_context(builtin_handler("before-send", InProcessDispatch(self._port, app)))
+        self._dispatch = InProcessDispatch(self._port, app)
+        patches.enter_context(builtin_handler("before-send", self._dispatch))
+        patches.callback(setattr, self, "_dispatch", None)
         patches.callback(self._forget_clients)
         patches.callback(self._forget_services)
         LOG.debug("moto listening on %s", self.url)
