@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway openapi clean
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ e2e: install
 template: install
 	$(BIN)/python -m pytest -q tests/template
 
-bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway
+bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start
 
 ## make bench-fanout: the local pipeline over HTTP vs one process querying every tenant (177 and 1,000).
 bench-fanout: install
@@ -58,6 +58,10 @@ bench-coldstart: install
 ## make bench-gateway: the local gateway's own cost per request (a loop of GET polls, function answers at once).
 bench-gateway: install
 	$(BIN)/python bench/gateway.py
+
+## make bench-local-start: `queryall local serve` to ready and one `local invoke PollFunction`, vs targets.
+bench-local-start: install
+	$(BIN)/python bench/local_start.py
 
 ## make bench-isolation-cost: per-tenant cost of the isolation sandbox vs the ATTACH/DETACH floor.
 bench-isolation-cost: install

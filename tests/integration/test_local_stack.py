@@ -230,6 +230,35 @@ def test_map_state_runs_handlers_from_threads(echo: LocalStack) -> None:
     assert (execution["stopDate"] - execution["startDate"]).total_seconds() < 2.4
 
 
+def _batched_map(batch_size: int) -> dict[str, Any]:
+    return {"StartAt": "Batches", "States": {"Batches": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemBatcher": {"MaxItemsPerBatch": batch_size},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "End": True}}}}}}
+
+
+def test_item_batchers_of_two_state_machines_with_the_same_state_name(stack: LocalStack) -> None:
+    # Each state machine's Map state "Batches" batches by its own ItemBatcher, not the last one parsed.
+    twos, threes = _batched_map(2), _batched_map(3)
+    sfn = stack.client("stepfunctions")
+    arns = [sfn.create_state_machine(name=f"batches-{uuid.uuid4().hex[:12]}", definition=json.dumps(d),
+                                     roleArn=STATES_ROLE_ARN)["stateMachineArn"] for d in (twos, threes)]
+    assert json.loads(sfn.describe_state_machine(stateMachineArn=arns[0])["definition"]) == twos
+    outputs = []
+    for arn in arns:
+        execution_arn = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1, 2, 3, 4, 5]}))[
+            "executionArn"]
+        deadline = time.monotonic() + EXECUTION_TIMEOUT
+        while (execution := sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "execution still RUNNING"
+            time.sleep(0.05)
+        assert execution["status"] == "SUCCEEDED", execution
+        outputs.append(json.loads(execution["output"]))
+    assert outputs == [[{"Items": [1, 2]}, {"Items": [3, 4]}, {"Items": [5]}],
+                       [{"Items": [1, 2, 3]}, {"Items": [4, 5]}]]
+
+
 # ---------------------------------------------------------------------------- boto3 lambda.Invoke
 
 
@@ -363,6 +392,66 @@ def test_start_twice_in_one_process(tmp_path: Path) -> None:
     assert [r["round"] for r in rounds] == [0, 1]
     # Both gateways answered through the template's $default route (any HTTP status, never a hang).
     assert all(100 <= r["status"] < 600 for r in rounds)
+
+
+PROCESS_STATE_SCRIPT = textwrap.dedent(
+    """
+    import logging, os, sys
+    import boto3, botocore.handlers
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+    from queryall_local.gateway import LocalGateway
+    from queryall_local.stack import LocalStack
+    import moto.core  # on import moto adds its (idle) stubber to BUILTIN_HANDLERS for good: not ours to undo
+
+    def state():
+        return {"environ": dict(os.environ), "sys.path": list(sys.path),
+                "botocore handlers": list(botocore.handlers.BUILTIN_HANDLERS),
+                "powertools log_format": LambdaPowertoolsFormatter.__dict__.get("log_format"),
+                "default session": boto3.DEFAULT_SESSION,
+                "logger levels": {n: logging.getLogger(n).level for n in ("werkzeug", "moto.stepfunctions.parser")}}
+
+    def differences(before, after):
+        return {key: str(before[key])[-300:] + " -> " + str(after[key])[-300:] for key in before
+                if before[key] != after[key]}
+
+    os.environ["AWS_PROFILE"] = "hidden-while-the-stack-runs"
+    before = state()
+    with LocalStack(sys.argv[1], sys.argv[2], "k") as stack:
+        stack.client("dynamodb").list_tables()
+        stack.client("stepfunctions").list_state_machines()
+        stack.runtime.invoke("PollFunction", {"pathParameters": {"jobId": "j"}, "headers": {}})
+        assert "AWS_PROFILE" not in os.environ and os.environ["MOTO_PORT"]
+        assert state() != before
+    assert not differences(before, state()), differences(before, state())
+
+    class Broken(Exception):
+        pass
+
+    def broken_start(self):
+        raise Broken("the gateway fails to start")
+
+    LocalGateway.start = broken_start  # after moto, the runtime and its environment
+    try:
+        LocalStack(sys.argv[1], sys.argv[2], "k").start()
+    except Broken:
+        pass
+    else:
+        raise AssertionError("start did not fail")
+    assert not differences(before, state()), differences(before, state())
+    assert LocalStack.active() is None
+    print("OK", flush=True)
+    """
+)
+
+
+def test_start_and_stop_leave_the_process_as_it_was(tmp_path: Path) -> None:
+    (tmp_path / "tenants").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", PROCESS_STATE_SCRIPT, str(TEMPLATE), str(tmp_path / "tenants")],
+        cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=90,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().splitlines()[-1] == "OK"
 
 
 ECHO_TEMPLATE = f"""

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from queryall.logic.distribution import MIN_BATCH_SIZE, batch_size_for, distribute, planned_batches
 from queryall.logic.progress import JOB_PROGRESS_WRITES_PER_SECOND, flush_interval
 from queryall.models.workflow import Batch, BatchInput, MapItem, Plan
-from queryall_local.moto_services import _batched_items, _resolve, without_item_batchers
+from queryall_local.moto_compat import _batched_items, _resolve, without_item_batchers
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
 """``python -m queryall_local`` runs the ``queryall`` command line."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

@@ -11,6 +11,7 @@ our response, shaped exactly like the real service's (``FunctionError: Unhandled
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import importlib
 import io
@@ -24,23 +25,24 @@ import time
 import traceback
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import boto3
-import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
 from . import log_keys
+from .moto_services import builtin_handler
+from .sessions import SerializedSession
 from .template import REGION, FunctionSpec, StackSpec
 
 LOG = logging.getLogger(__name__)
 
 _HOOK_EVENT = "before-call.lambda.Invoke"
-_WARM_SERVICES = ("lambda", "dynamodb", "s3", "stepfunctions", "ssm")
 # Ambient settings that would send boto3 elsewhere (a real profile, a service-specific endpoint,
 # a shared config file with endpoints or credentials) are hidden while a runtime is installed.
 _HIDDEN_ENV_PREFIXES = ("AWS_ENDPOINT_URL_",)
@@ -124,27 +126,15 @@ def marshal(result: Any) -> bytes:
     return text.encode("utf-8")
 
 
-class _EnvironmentPatch:
-    """Set/unset os.environ keys and put back exactly what was there before."""
-
-    def __init__(self) -> None:
-        self._saved: dict[str, str | None] = {}
-
-    def set(self, key: str, value: str) -> None:
-        self._saved.setdefault(key, os.environ.get(key))
-        os.environ[key] = value
-
-    def unset(self, key: str) -> None:
-        self._saved.setdefault(key, os.environ.get(key))
-        os.environ.pop(key, None)
-
-    def restore(self) -> None:
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved.clear()
+@contextlib.contextmanager
+def _default_session() -> Iterator[None]:
+    """A fresh default session, built with the runtime's environment and hooks; none afterwards."""
+    boto3.DEFAULT_SESSION = SerializedSession()
+    try:
+        yield
+    finally:
+        # The default session was built for our endpoint; let the next user build its own.
+        boto3.DEFAULT_SESSION = None
 
 
 # The runtime whose functions the hook answers for. The hook itself stays registered on sessions
@@ -188,9 +178,9 @@ class LambdaRuntime:
         self._extra_environment = dict(extra_environment or {})
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._import_lock = threading.RLock()
-        self._env = _EnvironmentPatch()
         self._added_paths: list[str] = []
         self._installed = False
+        self._own_patches: contextlib.ExitStack | None = None
         self._background: set[threading.Thread] = set()
         self._background_lock = threading.Lock()
 
@@ -234,67 +224,78 @@ class LambdaRuntime:
         merged.update(self._extra_environment)
         return merged
 
-    def install(self) -> None:
-        """Apply the environment, make handler packages importable and start answering Invoke."""
-        global _ACTIVE
+    def install(self, patches: contextlib.ExitStack | None = None) -> None:
+        """Apply the environment, make handler packages importable and start answering Invoke.
+
+        Every process-wide change is entered into ``patches`` (the local stack's ExitStack; by default
+        one of the runtime's own, closed by :meth:`uninstall`), which undoes them in reverse.
+        """
         if self._installed:
             return
         environment = self.environment()  # validate before touching anything
+        if patches is None:
+            patches = self._own_patches = contextlib.ExitStack()
+        with contextlib.ExitStack() as installing:
+            installing.enter_context(self._active())
+            installing.enter_context(mock.patch.dict(os.environ))  # restores os.environ exactly
+            for key in list(os.environ):
+                if key in _HIDDEN_ENV or key.startswith(_HIDDEN_ENV_PREFIXES):
+                    del os.environ[key]
+            os.environ.update(environment)
+            installing.enter_context(self._code_on_sys_path())
+            # Every session created from now on gets the hook (botocore copies BUILTIN_HANDLERS into
+            # each new session), including a default session a handler or library sets up itself.
+            installing.enter_context(builtin_handler(_HOOK_EVENT, _invoke_hook))
+            installing.enter_context(_default_session())
+            installing.enter_context(log_keys.installed())  # functions run in threads of one process
+            installing.callback(self._reset_caches_quietly)  # clients cached by handlers point at this moto
+            installing.callback(self.wait_for_background, timeout=5)
+            self._handlers.clear()
+            self.reset_caches()
+            self._installed = True
+            installing.callback(setattr, self, "_installed", False)
+            patches.push(installing.pop_all())
+
+    @contextlib.contextmanager
+    def _active(self) -> Iterator[None]:
+        global _ACTIVE
         with _ACTIVE_LOCK:
             if _ACTIVE is not None and _ACTIVE is not self:
                 raise RuntimeError("another LambdaRuntime is installed in this process; uninstall it first")
             _ACTIVE = self
         try:
-            for key in list(os.environ):
-                if key in _HIDDEN_ENV or key.startswith(_HIDDEN_ENV_PREFIXES):
-                    self._env.unset(key)
-            for key, value in environment.items():
-                self._env.set(key, value)
-            for code_dir in {str(f.code_dir) for f in self.spec.functions.values() if f.code_dir}:
-                if code_dir not in sys.path:
-                    sys.path.insert(0, code_dir)
-                    self._added_paths.append(code_dir)
-            # Every session created from now on gets the hook (botocore copies BUILTIN_HANDLERS into
-            # each new session), including a default session a handler or library sets up itself.
-            if (_HOOK_EVENT, _invoke_hook) not in botocore.handlers.BUILTIN_HANDLERS:
-                botocore.handlers.BUILTIN_HANDLERS.append((_HOOK_EVENT, _invoke_hook))
-            # A fresh default session picks up the hook and the new environment (region, endpoint).
-            boto3.setup_default_session()
-            self._warm_default_session()
-            log_keys.install()  # every function runs in a thread of this process: log keys per thread
-            self._installed = True
-            self._handlers.clear()
-            self.reset_caches()
-        except BaseException:
-            self._installed = True
-            self.uninstall()
-            raise
+            yield
+        finally:
+            with _ACTIVE_LOCK:
+                if _ACTIVE is self:
+                    _ACTIVE = None
 
-    def uninstall(self) -> None:
-        """Undo install(): environment, sys.path, hook and default session."""
-        global _ACTIVE
-        if not self._installed:
-            return
-        self._installed = False
-        with _ACTIVE_LOCK:
-            if _ACTIVE is self:
-                _ACTIVE = None
-        self.wait_for_background(timeout=5)
-        spec_entry = (_HOOK_EVENT, _invoke_hook)
-        while spec_entry in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(spec_entry)
-        log_keys.uninstall()
-        self._env.restore()
-        for path in self._added_paths:
-            if path in sys.path:
-                sys.path.remove(path)
-        self._added_paths.clear()
-        # The default session was built for our endpoint; let the next user build its own.
-        boto3.DEFAULT_SESSION = None
+    @contextlib.contextmanager
+    def _code_on_sys_path(self) -> Iterator[None]:
+        """The functions' code folders on sys.path (also those :meth:`handler` adds later), then gone."""
+        for code_dir in {str(f.code_dir) for f in self.spec.functions.values() if f.code_dir}:
+            if code_dir not in sys.path:
+                sys.path.insert(0, code_dir)
+                self._added_paths.append(code_dir)
         try:
-            self.reset_caches()  # clients cached by handlers point at the moto that is going away
+            yield
+        finally:
+            for path in self._added_paths:
+                if path in sys.path:
+                    sys.path.remove(path)
+            self._added_paths.clear()
+
+    def _reset_caches_quietly(self) -> None:
+        try:
+            self.reset_caches()
         except Exception as exc:
             LOG.warning("reset_caches() failed while uninstalling the runtime: %s", exc)
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install` when it made its own ExitStack (a stack's is closed by the stack)."""
+        own, self._own_patches = self._own_patches, None
+        if own is not None:
+            own.close()
 
     def __enter__(self) -> LambdaRuntime:
         self.install()
@@ -308,27 +309,17 @@ class LambdaRuntime:
 
         Handler modules cache settings and boto3 clients at module level; after the environment
         changes (a new stack in the same process, a new moto port) those caches are stale.
+        Packages whose settings were never imported are skipped.
         """
         packages = sorted({f.module.split(".", 1)[0] for f in self.spec.functions.values()})
         for package in packages:
-            module_name = f"{package}.settings"
-            with self._import_lock:
-                try:
-                    module = importlib.import_module(module_name)
-                except ModuleNotFoundError as exc:
-                    if exc.name in (package, module_name):
-                        continue  # no settings module (yet): nothing is cached
-                    raise
+            # A settings module not imported yet has nothing cached (and importing it would cost a start).
+            module = sys.modules.get(f"{package}.settings")
+            if module is None:
+                continue
             reset = getattr(module, "reset_caches", None)
             if callable(reset):
                 reset()
-
-    def _warm_default_session(self) -> None:
-        # Loading service models on first client creation is not thread-safe in botocore; Map
-        # iterations create clients concurrently, so load the ones the stack uses up front.
-        session = boto3._get_default_session()
-        for service in _WARM_SERVICES:
-            session.client(service)
 
     # ----------------------------------------------------------------------------- invocation
 

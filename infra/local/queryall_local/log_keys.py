@@ -61,6 +61,21 @@ def _installed() -> bool:
     return LambdaPowertoolsFormatter.__dict__.get("log_format") is _KEYS
 
 
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """Keys per thread while the block runs; the formatter class as it was afterwards (also when
+    something uninstalled it meanwhile)."""
+    before = LambdaPowertoolsFormatter.__dict__.get("log_format")
+    install()
+    try:
+        yield
+    finally:
+        if before is None:
+            uninstall()
+        else:
+            LambdaPowertoolsFormatter.log_format = before  # type: ignore[assignment]
+
+
 def install() -> None:
     LambdaPowertoolsFormatter.log_format = _KEYS  # type: ignore[assignment]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -11,14 +12,15 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.client import BaseClient
+if TYPE_CHECKING:  # imported when a stack starts: `queryall local` pays only for what a command uses
+    from botocore.client import BaseClient
 
-from .gateway import LocalGateway
-from .lambda_runtime import LambdaRuntime
-from .moto_services import MotoServices, provision, put_secure_parameter
-from .template import StackSpec, load_template, read_template
+    from .gateway import LocalGateway
+    from .lambda_runtime import LambdaRuntime
+    from .moto_services import MotoServices
+    from .template import StackSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -52,8 +54,9 @@ class LocalStack:
 
     ``start()`` reads the template, starts moto, creates the table/bucket/state machine/API-key
     parameter, installs the in-process Lambda runtime (environment, Invoke hook) and, unless
-    ``with_gateway`` is False, serves the HTTP API on ``host:port``. ``stop()`` undoes it all,
-    so a later stack in the same process starts clean.
+    ``with_gateway`` is False, serves the HTTP API on ``host:port``. One ``contextlib.ExitStack``
+    holds every process-wide change it makes; ``stop()`` (or a failing ``start()``) undoes them all
+    in reverse, so a later stack in the same process starts clean.
     """
 
     _running: LocalStack | None = None  # the stack started in this process, if any
@@ -88,15 +91,17 @@ class LocalStack:
         self.admin_api_key = admin_api_key  # also an accepted API key, as the deployed stack requires
         # More SecureString parameters to create (e.g. a SQL generator's API key), by name.
         self.secure_parameters = dict(secure_parameters or {})
-        self._scheduler: _Scheduler | None = None
         self._spec: StackSpec | None = None
         self._moto: MotoServices | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: LocalGateway | None = None
+        self._patches = contextlib.ExitStack()
 
     # ----------------------------------------------------------------------------- lifecycle
 
     def _overrides(self) -> dict[str, Any]:
+        from .template import read_template
+
         declared = read_template(self.template_path).get("Parameters") or {}
         overrides: dict[str, Any] = {}
         if self.tenants_dir is not None and TENANT_DATABASES_PARAMETER in declared:
@@ -118,64 +123,66 @@ class LocalStack:
                 f"another local stack is running in this process ({other.moto_url}); stop it first "
                 "or use LocalStack.active()"
             )
+        from .lambda_runtime import LambdaRuntime
+        from .moto_services import MotoServices, provision, put_secure_parameter
+        from .template import load_template
+
         spec = load_template(self.template_path, self._overrides())
         self._spec = spec
-        try:
-            self._moto = MotoServices()
-            self._moto.start()
-            self._moto.check()
-            provision(self._moto, spec)
+        # Every process-wide change (moto server, MOTO_PORT, botocore hooks, os.environ, sys.path,
+        # boto3's default session, Powertools' log keys, moto patches) is entered here, and undone in
+        # reverse by stop() or, if a step fails, right here.
+        with contextlib.ExitStack() as patches:
+            moto = MotoServices()
+            moto.start(patches)
+            patches.callback(setattr, self, "_moto", None)
+            self._moto = moto
+            runtime = LambdaRuntime(spec, endpoint_url=moto.url, enable_metrics=self.enable_metrics,
+                                    max_concurrency=self.lambda_concurrency)
+            runtime.install(patches)
+            patches.callback(setattr, self, "_runtime", None)
+            self._runtime = runtime
+            # The template's resources and the API keys appear on each service's first request.
+            provision(moto, spec)
             parameter_name = spec.parameters.get(API_KEYS_PARAMETER)
             admin_parameter_name = spec.parameters.get(ADMIN_API_KEYS_PARAMETER)
             if parameter_name:
                 keys = self.api_keys + ([self.admin_api_key] if admin_parameter_name else [])
-                put_secure_parameter(self._moto, parameter_name, ",".join(keys))
+                moto.on_first_use("ssm", lambda moto: put_secure_parameter(moto, parameter_name, ",".join(keys)))
             if admin_parameter_name:
-                put_secure_parameter(self._moto, admin_parameter_name, self.admin_api_key)
+                moto.on_first_use("ssm", lambda moto: put_secure_parameter(moto, admin_parameter_name,
+                                                                           self.admin_api_key))
             for name, value in self.secure_parameters.items():
-                put_secure_parameter(self._moto, name, value)
-            self._runtime = LambdaRuntime(spec, endpoint_url=self._moto.url, enable_metrics=self.enable_metrics,
-                                          max_concurrency=self.lambda_concurrency)
-            self._runtime.install()
+                moto.on_first_use("ssm", lambda moto, name=name, value=value: put_secure_parameter(moto, name, value))
+            patches.callback(self._drain_executions)  # before the runtime and moto go
             if self.with_gateway:
-                self._gateway = LocalGateway(spec.routes, self._runtime, self.host, self.port, api_id=spec.api_id)
-                self._gateway.start()
-                self._scheduler = _Scheduler(spec, self._runtime)
-                self._scheduler.start()
-        except BaseException:
-            self.stop()
-            raise
+                from .gateway import LocalGateway
+
+                gateway = LocalGateway(spec.routes, runtime, self.host, self.port, api_id=spec.api_id)
+                gateway.start()
+                patches.callback(gateway.stop)
+                patches.callback(setattr, self, "_gateway", None)
+                self._gateway = gateway
+                scheduler = _Scheduler(spec, runtime)
+                scheduler.start()
+                patches.callback(scheduler.stop)
+            self._patches = patches.pop_all()
         LocalStack._running = self
         LOG.info("local stack started: gateway %s, moto %s", self._gateway and self._gateway.url, self._moto.url)
         return self
 
     def stop(self) -> None:
-        """Stop gateway, runtime and moto (each even if another fails); safe to call twice."""
+        """Stop scheduler, gateway, runtime and moto and undo every change, in reverse; safe to call twice."""
         if LocalStack._running is self:
             LocalStack._running = None
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.stop()
-        self._drain_executions()
-        gateway, self._gateway = self._gateway, None
-        runtime, self._runtime = self._runtime, None
-        moto, self._moto = self._moto, None
-        errors: list[BaseException] = []
-        for step in (gateway and gateway.stop, runtime and runtime.uninstall, moto and moto.stop):
-            if step:
-                try:
-                    step()
-                except Exception as exc:
-                    LOG.warning("error while stopping the local stack: %s", exc)
-                    errors.append(exc)
-        if errors:
-            raise errors[0]
+        patches, self._patches = self._patches, contextlib.ExitStack()
+        patches.close()
 
     def _drain_executions(self, timeout: float = 30.0) -> None:
         """Let running executions finish before the runtime goes: a Lambda thread still inside DuckDB
         when the interpreter exits aborts the whole process."""
-        if self._moto is None or self._runtime is None:
-            return
+        if self._moto is None or not self._moto.used("stepfunctions"):
+            return  # nothing ever ran a state machine
         deadline = time.monotonic() + timeout
         try:
             sfn = self.client("stepfunctions")

@@ -1,0 +1,298 @@
+"""Where the local stack works around moto: every patch of moto's code, in one registry.
+
+Each :class:`MotoPatch` says what moto does wrong (with the upstream issue where there is one), the
+moto service whose code it changes, and the moto version it was last checked against
+(``verified_on``). Applying one is entering a context manager: the local stack enters a service's
+patches when that service is first used and undoes them in reverse when it stops. A moto upgrade
+shows at once which patches to look at again: :func:`unverified` lists those checked against another
+version (a warning at start, and tests/unit/test_moto_compat.py fails until each is re-checked).
+
+Dropped when moto fixed it (keep the record here, so nobody puts it back):
+- moto <= 5.2.1 deep-copied a state machine with its live executions on every StartExecution, so the
+  second execution in a process failed with "cannot pickle '_thread.RLock' object"
+  (getmoto/moto#10077, fixed in 5.2.5 by getmoto/moto#10093).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import sys
+import threading
+import types
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MotoPatch:
+    """One workaround for a moto gap, applied while a local stack uses ``service``."""
+
+    name: str
+    service: str  # moto's backend name: the patch is applied on the first request to it
+    works_around: str  # what moto does wrong, and the upstream issue if there is one
+    verified_on: str  # the moto version whose code this patch was last checked against
+    apply: Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+# ----------------------------------------------------------------------------- ItemBatcher
+
+# ItemBatcher of each Map state, keyed by (state machine ARN, state name): moto's parser never sees it.
+_ITEM_BATCHERS: dict[tuple[str, str], dict[str, Any]] = {}
+_ITEM_BATCHERS_LOCK = threading.Lock()
+
+
+def _map_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every (name, state) of a definition's States, nested ones (Map processors, Parallel branches) too."""
+    for name, state in states.items():
+        yield name, state
+        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])]:
+            if inner:
+                yield from _map_states(inner.get("States", {}))
+
+
+def item_batchers(definition: str) -> dict[str, dict[str, Any]]:
+    """The ItemBatcher of each Map state in ``definition``, by state name."""
+    document = json.loads(definition)
+    return {name: state["ItemBatcher"] for name, state in _map_states(document.get("States", {}))
+            if state.get("Type") == "Map" and "ItemBatcher" in state}
+
+
+def without_item_batchers(definition: str) -> str:
+    """The definition with every Map state's ItemBatcher taken out, as moto's parser can read it.
+
+    moto's ASL grammar has no ItemBatcher (CreateStateMachine fails on it); its distributed Map
+    otherwise runs, so the local stack batches the items itself, as Step Functions would: consecutive
+    groups of MaxItemsPerBatch(Path), each child getting ``{"Items": [...], "BatchInput": {...}}``.
+    Applied where moto parses a definition, so the stored (and described) definition is the template's.
+    """
+    document = json.loads(definition)
+    for name, state in _map_states(document.get("States", {})):
+        if (state.get("Type") == "Map" and state.pop("ItemBatcher", None) is not None
+                and ("ItemSelector" in state or "Parameters" in state)):
+            raise ValueError(f"Map state {name}: ItemSelector with ItemBatcher is not emulated locally")
+    return json.dumps(document)
+
+
+def _resolve(template: Any, state_input: Any) -> Any:
+    """A payload template (``"key.$": "$.path"``) against the Map state's input."""
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    if isinstance(template, dict):
+        return {key.removesuffix(".$"): extract_json(value, state_input) if key.endswith(".$") else
+                _resolve(value, state_input) for key, value in template.items()}
+    if isinstance(template, list):
+        return [_resolve(value, state_input) for value in template]
+    return template
+
+
+def _batched_items(items: list[Any], batcher: dict[str, Any], state_input: Any) -> list[dict[str, Any]]:
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    size = batcher.get("MaxItemsPerBatch") or extract_json(batcher["MaxItemsPerBatchPath"], state_input)
+    batch_input = {"BatchInput": _resolve(batcher["BatchInput"], state_input)} if "BatchInput" in batcher else {}
+    return [{"Items": items[start: start + size], **batch_input} for start in range(0, len(items), int(size))]
+
+
+def _remember_item_batchers(arn: str, definition: str) -> None:
+    with _ITEM_BATCHERS_LOCK:
+        for key in [key for key in _ITEM_BATCHERS if key[0] == arn]:
+            del _ITEM_BATCHERS[key]
+        for state, batcher in item_batchers(definition).items():
+            _ITEM_BATCHERS[(arn, state)] = batcher
+
+
+def batcher_for(state_machine_arn: str, state_name: str) -> dict[str, Any] | None:
+    """The ItemBatcher the template gave ``state_name`` of that state machine (its version ARNs too)."""
+    with _ITEM_BATCHERS_LOCK:
+        batcher = _ITEM_BATCHERS.get((state_machine_arn, state_name))
+        if batcher is None and state_machine_arn.count(":") > 6:  # arn:aws:states:r:a:stateMachine:name:version
+            batcher = _ITEM_BATCHERS.get((state_machine_arn.rsplit(":", 1)[0], state_name))
+        return batcher
+
+
+@contextlib.contextmanager
+def _item_batcher() -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    parse = AmazonStateLanguageParser.__dict__["parse"].__func__
+    map_run = DistributedIterationComponent._map_run
+    create = StepFunctionsParserBackend.create_state_machine
+    update = StepFunctionsParserBackend.update_state_machine
+
+    def parse_without_item_batchers(definition: str) -> Any:
+        return parse(without_item_batchers(definition))
+
+    @functools.wraps(create)
+    def create_state_machine(self: Any, name: str, definition: str, *args: Any, **kwargs: Any) -> Any:
+        machine = create(self, name, definition, *args, **kwargs)
+        _remember_item_batchers(machine.arn, definition)
+        return machine
+
+    @functools.wraps(update)
+    def update_state_machine(self: Any, arn: str, definition: Any = None, *args: Any, **kwargs: Any) -> Any:
+        machine = update(self, arn, definition, *args, **kwargs)
+        if definition is not None:
+            _remember_item_batchers(arn, definition)
+        return machine
+
+    @functools.wraps(map_run)
+    def batched_map_run(self: Any, env: Any, eval_input: Any) -> None:
+        arn = env.states.context_object.context_object_data["StateMachine"]["Id"]
+        batcher = batcher_for(arn, eval_input.state_name)
+        if batcher is not None:  # the items read by the ItemReader are on top of the stack
+            env.stack.append(_batched_items(env.stack.pop(), batcher, env.states.get_input()))
+        map_run(self, env, eval_input)
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(AmazonStateLanguageParser, "parse",
+                                                staticmethod(parse_without_item_batchers)))
+        patches.enter_context(mock.patch.object(StepFunctionsParserBackend, "create_state_machine",
+                                                create_state_machine))
+        patches.enter_context(mock.patch.object(StepFunctionsParserBackend, "update_state_machine",
+                                                update_state_machine))
+        patches.enter_context(mock.patch.object(DistributedIterationComponent, "_map_run", batched_map_run))
+        patches.callback(_ITEM_BATCHERS.clear)
+        yield
+
+
+# ----------------------------------------------------------------------------- unnamed executions
+
+@contextlib.contextmanager
+def _named_executions() -> Iterator[None]:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    @functools.wraps(original)
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    with mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution):
+        yield
+
+
+# ----------------------------------------------------------------------------- DynamoDB writes
+
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+@contextlib.contextmanager
+def _atomic_dynamodb_writes() -> Iterator[None]:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def serialized(write: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(write)
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return write(self, *args, **kwargs)
+
+        return locked
+
+    with contextlib.ExitStack() as patches:
+        for name in _DYNAMODB_WRITES:
+            patches.enter_context(mock.patch.object(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name))))
+        yield
+
+
+# ----------------------------------------------------------------------------- SSM without EC2
+
+class _Ec2BackendsOnFirstUse:
+    """Stands in for ``moto.ec2.ec2_backends`` in moto.ssm: imports moto.ec2 when first indexed."""
+
+    def __getitem__(self, account_id: str) -> Any:
+        from moto.ec2 import ec2_backends
+
+        return ec2_backends[account_id]
+
+
+@contextlib.contextmanager
+def _ssm_without_ec2() -> Iterator[None]:
+    if "moto.ssm.models" not in sys.modules and "moto.ec2" not in sys.modules:
+        stub = types.ModuleType("moto.ec2")
+        stub.ec2_backends = _Ec2BackendsOnFirstUse()  # type: ignore[attr-defined]
+        sys.modules["moto.ec2"] = stub
+        try:
+            import moto.ssm.models  # noqa: F401 - imported now, with the stand-in
+        finally:
+            if sys.modules.get("moto.ec2") is stub:
+                del sys.modules["moto.ec2"]
+    yield
+
+
+# ----------------------------------------------------------------------------- the registry
+
+PATCHES: tuple[MotoPatch, ...] = (
+    MotoPatch(
+        name="sfn-item-batcher",
+        service="stepfunctions",
+        works_around="moto's ASL grammar has no ItemBatcher: CreateStateMachine rejects a Map state that has "
+                     "one. The definition reaches the parser without it and the local stack batches the items.",
+        verified_on="5.2.5",
+        apply=_item_batcher,
+    ),
+    MotoPatch(
+        name="sfn-unnamed-executions",
+        service="stepfunctions",
+        works_around="AWS names an execution started without a name with a UUID; moto's parser backend uses "
+                     "None, so the second unnamed execution of a state machine fails with ExecutionAlreadyExists.",
+        verified_on="5.2.5",
+        apply=_named_executions,
+    ),
+    MotoPatch(
+        name="ssm-without-ec2",
+        service="ssm",
+        works_around="moto.ssm imports moto.ec2 (about 1 s of imports, a third of `local invoke`) for "
+                     "ec2_backends, which only Run Command targets use. It is imported with a stand-in that "
+                     "imports moto.ec2 on first use; the stand-in stays (it behaves as ec2_backends).",
+        verified_on="5.2.5",
+        apply=_ssm_without_ec2,
+    ),
+    MotoPatch(
+        name="dynamodb-atomic-writes",
+        service="dynamodb",
+        works_around="DynamoDB applies each item write atomically (its condition and an ADD included); moto "
+                     "reads, checks and writes without a lock, so concurrent UpdateItem ADDs lost updates (about "
+                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass.",
+        verified_on="5.2.5",
+        apply=_atomic_dynamodb_writes,
+    ),
+)
+
+
+def moto_version() -> str:
+    from importlib.metadata import version  # moto.__version__ without importing moto's package
+
+    return version("moto")
+
+
+def patches_for(service: str) -> tuple[MotoPatch, ...]:
+    return tuple(patch for patch in PATCHES if patch.service == service)
+
+
+def unverified(version: str | None = None) -> list[MotoPatch]:
+    """The patches last checked against another moto version than ``version`` (the installed one)."""
+    version = version or moto_version()
+    return [patch for patch in PATCHES if patch.verified_on != version]
+
+
+def apply(service: str, patches: contextlib.ExitStack) -> None:
+    """Enter ``service``'s patches into ``patches`` (the stack's ExitStack, which undoes them)."""
+    for patch in patches_for(service):
+        if patch.verified_on != moto_version():
+            LOG.warning("moto %s: patch %s was verified on moto %s; check whether it is still needed (%s)",
+                        moto_version(), patch.name, patch.verified_on, patch.works_around)
+        patches.enter_context(patch.apply())

@@ -1,0 +1,87 @@
+"""The local stack's moto patches are checked against the moto that is installed: an upgrade fails
+here until each patch is looked at again (still needed: bump its verified_on; fixed: drop it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import moto
+import pytest
+
+from queryall_local import moto_compat
+
+
+@pytest.mark.parametrize("patch", moto_compat.PATCHES, ids=lambda patch: patch.name)
+def test_each_patch_was_verified_on_the_installed_moto(patch: moto_compat.MotoPatch) -> None:
+    assert patch.verified_on == moto.__version__, (
+        f"moto is {moto.__version__}; check whether {patch.name} is still needed ({patch.works_around}) "
+        "and set its verified_on, or drop it")
+
+
+def test_unverified_names_the_patches_checked_against_another_version() -> None:
+    assert moto_compat.unverified(moto.__version__) == []
+    assert moto_compat.unverified("99.0.0") == list(moto_compat.PATCHES)
+
+
+def test_each_service_s_patches() -> None:
+    assert {patch.name for patch in moto_compat.patches_for("stepfunctions")} == {
+        "sfn-item-batcher", "sfn-unnamed-executions"}
+    assert [patch.name for patch in moto_compat.patches_for("s3")] == []
+
+
+# In a child process: a local stack running in this one would have moto's parser patched.
+UNPATCHED_PARSER = textwrap.dedent(
+    """
+    import sys
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    try:
+        AmazonStateLanguageParser.parse(sys.argv[1])
+    except Exception as exc:
+        print("rejected", type(exc).__name__)
+    else:
+        print("parsed")
+    """
+)
+
+
+def test_moto_still_cannot_parse_an_item_batcher() -> None:
+    """What sfn-item-batcher works around; when this fails, moto parses ItemBatcher: drop the patch."""
+    definition = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, json.dumps(definition)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("rejected"), (result.stdout, result.stderr[-2000:])
+    stripped = moto_compat.without_item_batchers(json.dumps(definition))
+    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, stripped],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "parsed", result.stderr[-2000:]
+
+
+def test_item_batchers_are_read_from_nested_map_states_too() -> None:
+    definition = {"StartAt": "Outer", "States": {"Outer": {
+        "Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 5},
+        "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": {
+            "Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}}}}
+    assert moto_compat.item_batchers(json.dumps(definition)) == {
+        "Outer": {"MaxItemsPerBatch": 5}, "Inner": {"MaxItemsPerBatch": 2}}
+
+
+def test_a_batcher_is_found_by_state_machine_and_state() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:compat-test"
+    other = arn + "-other"
+    definition = {"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
+                                                  "ItemProcessor": {"StartAt": "P", "States": {
+                                                      "P": {"Type": "Pass", "End": True}}}}}}
+    moto_compat._remember_item_batchers(arn, json.dumps(definition))
+    try:
+        assert moto_compat.batcher_for(arn, "M") == {"MaxItemsPerBatch": 2}
+        assert moto_compat.batcher_for(arn + ":3", "M") == {"MaxItemsPerBatch": 2}  # a published version
+        assert moto_compat.batcher_for(other, "M") is None
+    finally:
+        moto_compat._remember_item_batchers(arn, json.dumps({"States": {}}))
