@@ -73,6 +73,15 @@ class QueryAllClient:
             params["cursor"] = cursor
         return self._json("GET", "/query-all/jobs", params=params)["data"]
 
+    def create_key(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/query-all/keys", json=body)["data"]
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/query-all/keys")["data"]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/query-all/keys/{key_id}")["data"]
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return parse_json(self._send(method, path, **kwargs).content)
 

@@ -63,6 +63,10 @@ def add_commands(subparsers: Any) -> None:
     cancel.add_argument("job_id")
     cancel.set_defaults(func=_command(_cancel))
 
+    from .keys_cli import add_keys_command
+
+    add_keys_command(subparsers, connection, _command)
+
 
 # --------------------------------------------------------------------------------------------
 # plumbing

@@ -33,6 +33,10 @@ class Settings(BaseModel):
     tenant_databases: str | None = None
     catalog_table: str | None = None
     admin_api_keys_parameter: str | None = None
+    # Managed API keys (queryall.dal.managed_keys); how long a looked-up key is trusted: a revocation
+    # takes effect within this long, so never more than a minute.
+    api_keys_table: str | None = None
+    managed_key_cache_seconds: int = Field(60, ge=0, le=60)
     refresh_catalog_function: str | None = None
     query_batch_size: int = Field(100, ge=1, le=500)
     map_max_concurrency: int = Field(40, ge=1, le=40)
@@ -116,9 +120,10 @@ def reset_caches() -> None:
     """Forget settings and AWS clients, as a new cold start would (the local stack and tests use it)."""
     from aws_lambda_powertools.utilities.parameters import base
 
-    from queryall.dal import api_keys, aws
+    from queryall.dal import api_keys, aws, managed_keys
 
     get_settings.cache_clear()
     aws.reset_clients()
     api_keys.clear_cache()
+    managed_keys.clear_cache()
     base.clear_caches()

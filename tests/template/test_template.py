@@ -34,7 +34,7 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
         "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
         "GenerateSqlFunction", "SqlPreviewFunction",
-    }
+    } | {"KeysFunction"}
     routes = {v["Properties"]["RouteKey"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Route"}
     if not routes:  # SAM may inline the routes as an OpenAPI body instead of Route resources
         api = next(v for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Api")
@@ -42,7 +42,8 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
     assert {"POST /query-all", "GET /query-all/jobs/{jobId}", "GET /query-all/wait", "GET /query-all/jobs",
             "DELETE /query-all/jobs/{jobId}", "GET /query-all/jobs/{jobId}/results",
             "GET /openapi.json", "GET /query-all/databases", "POST /query-all/sql",
-            "POST /query-all/catalog/refresh"} <= {r.replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY")
+            "POST /query-all/catalog/refresh", "POST /query-all/keys", "GET /query-all/keys",
+            "DELETE /query-all/keys/{keyId}"} <= {r.replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY")
                                                                    for r in routes}
     machine = next(v for v in resources.values() if v["Type"] == "AWS::StepFunctions::StateMachine")
     substitutions = machine["Properties"]["DefinitionSubstitutions"]

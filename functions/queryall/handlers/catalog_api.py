@@ -8,11 +8,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from queryall.dal.api_keys import accepted_api_keys
 from queryall.dal.catalog import CatalogStore, RefreshUnavailable, start_refresh
 from queryall.errors import ServiceUnavailable
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
-from queryall.logic.auth import require_admin
+from queryall.logic.auth import require_admin_principal
 from queryall.logic.catalog import databases_page
 from queryall.models.catalog import RefreshResponse, RefreshStarted
 from queryall.observability import logger
@@ -37,8 +36,7 @@ def list_databases(
     {202: documented("The refresh is running", "catalog.RefreshResponse")}, 401, 403, 503))
 def refresh_catalog() -> Response[str]:
     settings = get_settings()
-    admin_keys = accepted_api_keys(settings.require("admin_api_keys_parameter"), settings.api_keys_cache_seconds)
-    require_admin(router.current_event.headers.get("x-api-key"), admin_keys)
+    require_admin_principal(router.context["principal"])
     try:
         start_refresh(settings.require("refresh_catalog_function"))
     except RefreshUnavailable as error:

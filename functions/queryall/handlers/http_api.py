@@ -12,19 +12,19 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from queryall.dal.api_keys import accepted_api_keys
 from queryall.errors import InvalidRequest, NotFound, QueryAllError
+from queryall.handlers.credentials import authenticate
 from queryall.handlers.function import Handler, function_handler
 from queryall.logic import json_input
-from queryall.logic.auth import caller_for_api_key
 from queryall.observability import logger
-from queryall.settings import get_settings
 
 JSON = "application/json"
 _ERRORS = {
     400: "invalid_request (invalid_sql for SQL that is not one read-only SELECT): the message names the problem",
-    401: "unauthorized: X-API-Key is missing or not accepted",
-    403: "forbidden: the key is accepted but may not do this (e.g. an admin route)",
+    401: "unauthorized: no accepted X-API-Key or Bearer token (missing, unknown, revoked, expired, "
+         "wrongly signed)",
+    403: "forbidden: the caller may not do this: a bucket outside its scope (\"Access denied to bucket 'x'\", "
+         "the first such bucket in request order) or an admin route",
     404: "not_found: no such job (unknown, malformed or expired id), no such route, or (submit) a table no tenant has",
     409: "conflict: the job is in a state that does not allow this",
     413: "response_too_large: one row is larger than a response can carry",
@@ -77,19 +77,15 @@ def _describe_validation_error(error: RequestValidationError) -> str:
     return "; ".join(problems) or "Request is invalid"
 
 
-def authenticate(headers: dict) -> str:
-    settings = get_settings()
-    accepted = accepted_api_keys(settings.require("api_keys_parameter"), settings.api_keys_cache_seconds)
-    return caller_for_api_key(headers.get("x-api-key"), accepted)
-
-
 def resolve(app: APIGatewayHttpResolver, event: dict, context: LambdaContext) -> dict:
     """Authenticate, then route. Both happen before Powertools validates the request, so a caller
     without a valid key learns nothing about the API beyond the 401."""
     headers = event.get("headers") or {}
     event["headers"] = headers
     try:
-        app.append_context(caller=authenticate(headers))
+        principal = authenticate(event)
+        # `caller` is the owner of the jobs it submits; `principal` adds its scope and admin flag.
+        app.append_context(caller=principal.owner, principal=principal)
         _body_as_text(event)
     except QueryAllError as error:
         body = json.dumps({"error": {"code": error.code, "message": error.message}})
