@@ -69,3 +69,105 @@ def test_a_managed_admin_key_manages_keys_and_refreshes_the_catalog(api: Api) ->
     assert Api(api.base_url, admin["secret"]).request("POST", "/query-all/catalog/refresh").status == 202
     # A bootstrap key that is not in the admin parameter still may not refresh the catalog.
     assert api.request("POST", "/query-all/catalog/refresh").status == 403
+
+
+# ----------------------------------------------------------------------------- bucket scope
+
+SCOPE = ["acme", "globex", "ghost"]  # ghost: in scope, but no tenant database has that name
+
+
+@pytest.fixture(scope="module")
+def tables_by_bucket(api: Api, local_stack) -> dict[str, set[str]]:
+    admin = Api(api.base_url, local_stack.admin_api_key)
+    assert admin.request("POST", "/query-all/catalog/refresh").status == 202
+    local_stack.runtime.wait_for_background(timeout=120)
+    found: dict[str, set[str]] = {}
+    cursor = ""
+    while True:
+        page = api.request("GET", f"/query-all/databases?limit=1000{cursor}").body
+        found |= {entry["bucket"]: {t["name"] for t in entry["tables"]} for entry in page["data"]}
+        if not page["meta"]["next_cursor"]:
+            return found
+        cursor = f"&cursor={page['meta']['next_cursor']}"
+
+
+@pytest.fixture(scope="module")
+def narrow(api: Api) -> Api:
+    key = create_key(api, "--name", "narrow", *[arg for b in SCOPE for arg in ("--bucket", b)])
+    return Api(api.base_url, key["secret"])
+
+
+def test_naming_a_bucket_outside_the_scope_is_403_before_any_job(narrow: Api) -> None:
+    before = narrow.request("GET", "/query-all/jobs").body["data"]["jobs"]
+    result = narrow.request("POST", "/query-all",
+                            {"sql": "SELECT 1 AS one", "buckets": ["acme", "northwind", "zeta"]})
+    assert result.status == 403
+    assert result.body == {"error": {"code": "forbidden", "message": "Access denied to bucket 'northwind'"}}
+    # Even a request that would fail later (bad SQL) names the bucket first, and no job was made.
+    assert narrow.request("POST", "/query-all", {"sql": "DROP TABLE x", "buckets": ["initech"]}).status == 403
+    assert narrow.request("GET", "/query-all/jobs").body["data"]["jobs"] == before
+
+
+def test_a_scoped_caller_without_buckets_queries_exactly_its_tenants(narrow: Api) -> None:
+    body = narrow.run({"sql": "SELECT count(*) AS n FROM person"})
+    assert sorted(row[0] for row in body["data"]["rows"]) == ["acme", "globex"]
+    meta = body["meta"]
+    assert meta["databases_queried"] == 2 and meta["errors"] == {} and meta["skipped"] == []
+    # Naming its buckets, including one without a database, reports only those.
+    body = narrow.run({"sql": "SELECT 1 AS one", "buckets": ["ghost", "acme"]})
+    assert [row[0] for row in body["data"]["rows"]] == ["acme"] and list(body["meta"]["errors"]) == ["ghost"]
+
+
+def test_progress_and_history_count_only_tenants_in_scope(narrow: Api) -> None:
+    job_id = narrow.submit({"sql": "SELECT count(*) AS n FROM person"})
+    narrow.wait(job_id)
+    [listed] = [job for job in narrow.request("GET", "/query-all/jobs").body["data"]["jobs"]
+                if job["job_id"] == job_id]
+    assert listed["status"] == "completed"
+    polled = narrow.request("GET", f"/query-all/jobs/{job_id}").body["meta"]
+    assert polled["databases_queried"] + polled["databases_skipped"] + polled["databases_errored"] == 2
+
+
+def test_a_table_only_other_tenants_have_is_unknown_to_a_scoped_caller(
+    api: Api, tables_by_bucket: dict[str, set[str]]
+) -> None:
+    from queryall_local.seed import bucket_names, missing_tables
+
+    lacking = bucket_names(28)[27]  # the seed leaves out both optional tables at every 28th tenant
+    table = sorted(missing_tables(28))[0]
+    assert table not in tables_by_bucket[lacking] and any(table in t for t in tables_by_bucket.values())
+    key = create_key(api, "--name", "lacking", "--bucket", lacking)
+    caller = Api(api.base_url, key["secret"])
+    result = caller.request("POST", "/query-all", {"sql": f"SELECT * FROM {table}", "table": table})
+    assert result.status == 404
+    assert result.body == {"error": {"code": "not_found", "message": f"Unknown table: {table}"}}
+    assert api.request("POST", "/query-all", {"sql": f"SELECT * FROM {table}", "table": table}).status == 202
+    assert caller.request("POST", "/query-all", {"sql": "SELECT 1 FROM person", "table": "person"}).status == 202
+
+
+def test_databases_lists_only_tenants_in_scope(narrow: Api, tables_by_bucket: dict[str, set[str]]) -> None:
+    page = narrow.request("GET", "/query-all/databases?limit=1").body
+    assert [entry["bucket"] for entry in page["data"]] == ["acme"] and page["meta"]["next_cursor"]
+    rest = narrow.request("GET", f"/query-all/databases?cursor={page['meta']['next_cursor']}").body
+    assert [entry["bucket"] for entry in rest["data"]] == ["globex"] and rest["meta"]["next_cursor"] is None
+    assert set(page["meta"]["tables"]) == tables_by_bucket["acme"] | tables_by_bucket["globex"]
+
+
+def test_jobs_are_their_owners_and_admins_see_others_only_with_all(api: Api, narrow: Api, local_stack) -> None:
+    theirs = api.submit({"sql": "SELECT 1 AS one", "buckets": ["acme"]})
+    mine = narrow.submit({"sql": "SELECT 1 AS one", "buckets": ["acme"]})
+    for method, path in (("GET", f"/query-all/jobs/{theirs}"), ("GET", f"/query-all/jobs/{theirs}/results"),
+                         ("DELETE", f"/query-all/jobs/{theirs}")):
+        assert narrow.request(method, path).status == 404, (method, path)
+    waited = narrow.request("GET", f'/query-all/wait?job_ids=["{theirs}"]&timeout_seconds=0').body["data"]
+    assert waited["unknown_job_ids"] == [theirs]
+    assert theirs not in {job["job_id"] for job in narrow.request("GET", "/query-all/jobs").body["data"]["jobs"]}
+    # ?all=true: admins only, and only when asked.
+    assert narrow.request("GET", "/query-all/jobs?all=true").status == 403
+    assert api.request("GET", "/query-all/jobs?all=true").status == 403  # a bootstrap key is not an admin
+    admin = Api(api.base_url, local_stack.admin_api_key)
+    assert mine not in {job["job_id"] for job in admin.request("GET", "/query-all/jobs").body["data"]["jobs"]}
+    everyone = admin.request("GET", "/query-all/jobs?all=true&limit=100").body["data"]["jobs"]
+    owners = {job["job_id"]: job["owner"] for job in everyone}
+    assert mine in owners and theirs in owners and owners[mine] != owners[theirs]
+    assert admin.request("GET", f"/query-all/jobs/{mine}").status == 404  # reading it still needs ownership

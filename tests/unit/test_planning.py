@@ -61,3 +61,33 @@ def test_catalog_skips_tenants_lacking_the_table_without_opening_them(tmp_path: 
     assert plan.databases_total == 5
     # Without `table` the catalog changes nothing.
     assert plan_targets(_execution(), tenants, 10, 1, catalog=catalog).skipped == {}
+
+
+def test_the_recorded_scope_is_applied_again_when_planning(tmp_path: Path) -> None:
+    tenants = _tenants(tmp_path, ["acme", "blue_river", "globex", "initech"])
+    # No buckets named: exactly the tenants in scope that have a database; the others are not even counted.
+    plan = plan_targets(_execution(scope=["blue-river", "acme", "ghost"]), tenants, 10, 1)
+    assert [b.buckets for b in plan.batches] == [["acme", "blue_river"]]
+    assert plan.databases_total == 2 and plan.missing == {} and plan.skipped == {}
+    # A bucket outside the scope never reaches a batch, even if a job named one (submit refuses it first).
+    plan = plan_targets(_execution(scope=["acme"], buckets=["acme", "globex"]), tenants, 10, 1)
+    assert [b.buckets for b in plan.batches] == [["acme"]]
+    assert plan.missing == {"globex": "Access denied to bucket 'globex'"}
+    # An empty scope reaches nothing.
+    assert plan_targets(_execution(scope=[]), tenants, 10, 1).databases_total == 0
+
+
+def test_scope_intersection_and_first_denied_bucket_in_request_order() -> None:
+    import pytest
+
+    from queryall.errors import Forbidden
+    from queryall.logic.scope import in_scope, require_buckets_in_scope, scope_suffixes
+
+    suffixes = scope_suffixes(["blue-river", "acme"])
+    assert in_scope("blue_river", suffixes) and in_scope("acme", suffixes) and not in_scope("globex", suffixes)
+    assert in_scope("anything", None)
+    require_buckets_in_scope(["acme", "blue_river"], ["acme", "blue-river"])
+    require_buckets_in_scope(["globex"], None)
+    with pytest.raises(Forbidden) as denied:
+        require_buckets_in_scope(["acme", "zeta", "globex"], ["acme"])
+    assert denied.value.message == "Access denied to bucket 'zeta'"

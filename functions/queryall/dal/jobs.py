@@ -160,6 +160,21 @@ class JobStore:
             raise
         return True
 
+    def list_everyone(self, now: float) -> list[Job]:
+        """Every unexpired job's summary (admin listing). A Scan: jobs live an hour (TTL), so the table
+        holds about an hour of jobs; this is for an operator, never a caller's hot path."""
+        jobs: list[Job] = []
+        names = {f"#p{i}": name for i, name in enumerate(SUMMARY_ATTRIBUTES)}
+        paginator = client("dynamodb").get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.table_name, ProjectionExpression=", ".join(names),
+            FilterExpression="#expires_at > :now",
+            ExpressionAttributeNames={**names, "#expires_at": "expires_at"},
+            ExpressionAttributeValues={":now": {"N": repr(now)}},
+        ):
+            jobs.extend(_to_job(item) for item in page.get("Items", []))
+        return jobs
+
 
 def _decimal(value: float):  # DynamoDB numbers go through Decimal, never float
     from decimal import Decimal

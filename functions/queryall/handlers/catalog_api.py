@@ -27,7 +27,8 @@ def list_databases(
     limit: Annotated[int, Query(ge=1, le=1000, description="Tenants per page.")] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
 ) -> Response[str]:
-    page = databases_page(CatalogStore(get_settings().require("catalog_table")), limit, cursor)
+    page = databases_page(CatalogStore(get_settings().require("catalog_table")), limit, cursor,
+                          router.context["principal"].buckets)
     return json_response(200, page.model_dump_json())
 
 

@@ -12,10 +12,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from queryall.dal.jobs import JobStore
 from queryall.dal.workflow import QueryWorkflow
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
+from queryall.logic.auth import require_admin_principal
 from queryall.logic.cancellation import cancel_job
-from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_jobs
+from queryall.logic.job_history import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, list_everyones_jobs, list_jobs
 from queryall.logic.polling import job_response_body
-from queryall.models.job_views import JobListResponse
+from queryall.models.job_views import AdminJobListResponse, JobListResponse
 from queryall.observability import logger
 from queryall.settings import get_settings
 
@@ -24,12 +25,18 @@ router = Router()
 
 @router.get("/query-all/jobs", **route(
     "List your jobs, newest first",
-    {200: documented("A page of the caller's jobs, newest first, without results", "job_views.JobListResponse")},
-    400, 401))
+    {200: documented("A page of the caller's jobs, newest first, without results (with all=true: every "
+                     "caller's, each with its owner)", "job_views.JobListResponse", "job_views.AdminJobListResponse")},
+    400, 401, 403))
 def list_own_jobs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Jobs per page.")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
+    all: Annotated[bool, Query(description="Every caller's jobs (admin only); never implied.")] = False,
 ) -> Response[str]:
+    if all:
+        require_admin_principal(router.context["principal"])
+        everyone = list_everyones_jobs(JobStore(get_settings().require("jobs_table")), limit, cursor, time.time())
+        return json_response(200, AdminJobListResponse(data=everyone).model_dump_json())
     page = list_jobs(JobStore(get_settings().require("jobs_table")), router.context["caller"], limit, cursor,
                      time.time())
     return json_response(200, JobListResponse(data=page).model_dump_json())

@@ -34,6 +34,7 @@ def submit(body: SubmitRequest) -> Response[str]:
         ttl_seconds=settings.job_ttl_seconds,
         catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
         documents=JobDocuments(settings.require("results_bucket")),
+        scope=router.context["principal"].buckets,
     )
     return json_response(202, SubmitResponse(data=SubmittedJob(job_id=job.job_id)).model_dump_json())
 

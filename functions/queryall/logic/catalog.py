@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import BUCKET_ID, TenantDatabases
 from queryall.logic.cursors import CursorCodec
+from queryall.logic.scope import in_scope, scope_suffixes
 from queryall.models.catalog import (
     DatabasesMeta,
     DatabasesResponse,
@@ -65,11 +66,29 @@ def catalog_entries(table_name: str) -> dict[str, TenantCatalogEntry]:
 _CURSORS = CursorCodec("databases", [BUCKET_ID])
 
 
-def databases_page(store: CatalogStore, limit: int, cursor: str | None) -> DatabasesResponse:
-    """One page of tenants with their tables, in bucket order."""
-    entries, last = store.page(limit, _CURSORS.decode(cursor)[0] if cursor else None)
+def databases_page(store: CatalogStore, limit: int, cursor: str | None,
+                   scope: frozenset[str] | None = None) -> DatabasesResponse:
+    """One page of tenants with their tables, in bucket order. A scoped caller sees only the tenants in
+    its scope, and `tables` names only their tables."""
+    after = _CURSORS.decode(cursor)[0] if cursor else None
+    if scope is not None:
+        return _scoped_page(store, limit, after, scope)
+    entries, last = store.page(limit, after)
     summary = store.summary()
     return DatabasesResponse(data=entries, meta=DatabasesMeta(
         count=len(entries), next_cursor=_CURSORS.encode([last]) if last else None,
         refreshed_at=summary.refreshed_at if summary else None, tables=summary.tables if summary else [],
+    ))
+
+
+def _scoped_page(store: CatalogStore, limit: int, after: str | None, scope: frozenset[str]) -> DatabasesResponse:
+    suffixes = scope_suffixes(scope)
+    visible = [entry for bucket, entry in sorted(store.entries().items()) if in_scope(bucket, suffixes)]
+    following = [entry for entry in visible if after is None or entry.bucket > after]
+    page = following[:limit]
+    summary = store.summary()
+    tables = sorted({table.name for entry in visible for table in entry.tables})
+    return DatabasesResponse(data=page, meta=DatabasesMeta(
+        count=len(page), next_cursor=_CURSORS.encode([page[-1].bucket]) if len(following) > limit else None,
+        refreshed_at=summary.refreshed_at if summary else None, tables=tables,
     ))

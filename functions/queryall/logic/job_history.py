@@ -8,7 +8,7 @@ from queryall.dal.jobs import JobStore
 from queryall.logic.cursors import CursorCodec
 from queryall.logic.polling import JOB_ID as _JOB_ID
 from queryall.models.job import Job, JobStatus
-from queryall.models.job_views import JobList, JobSummary, RequestSummary
+from queryall.models.job_views import AdminJobList, AdminJobSummary, JobList, JobSummary, RequestSummary
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -55,3 +55,15 @@ def list_jobs(jobs: JobStore, owner: str, limit: int, cursor: str | None, now: f
     found, next_position = jobs.list_by_owner(owner, limit, after=after, now=now)
     return JobList(jobs=[job_summary(job) for job in found],
                    next_cursor=encode_cursor(next_position) if next_position else None)
+
+
+def list_everyones_jobs(jobs: JobStore, limit: int, cursor: str | None, now: float) -> AdminJobList:
+    """Every caller's jobs, newest first, each with its owner: for admins, and only when asked (?all=true)."""
+    after = decode_cursor(cursor) if cursor else None
+    found = sorted(jobs.list_everyone(now), key=lambda job: (job.created_at, job.job_id), reverse=True)
+    if after is not None:
+        found = [job for job in found if (job.created_at, job.job_id) < after]
+    page = found[:limit]
+    more = len(found) > limit
+    return AdminJobList(jobs=[AdminJobSummary(**job_summary(job).model_dump(), owner=job.owner) for job in page],
+                        next_cursor=encode_cursor((page[-1].created_at, page[-1].job_id)) if more else None)

@@ -11,6 +11,7 @@ from queryall.dal.tenant_databases import TenantDatabase, TenantDatabases, datab
 from queryall.logic.catalog import catalog_entries
 from queryall.logic.distribution import distribute
 from queryall.logic.progress import record_plan
+from queryall.logic.scope import denied_message, in_scope, scope_suffixes
 from queryall.models.catalog import TenantCatalogEntry
 from queryall.models.execution import ExecutionInput
 from queryall.models.workflow import Batch, Plan
@@ -41,9 +42,13 @@ def plan_targets(
 ) -> Plan:
     """Targets are listed from the backend itself, so a new tenant is queried even before the catalog
     knows it. With `table`, a tenant the catalog describes at its current version and without that
-    table is skipped here, never opened; any other tenant is checked by QueryBatch when it runs."""
+    table is skipped here, never opened; any other tenant is checked by QueryBatch when it runs.
+
+    The submitter's scope (recorded on the job) is applied again here, so no job reaches a tenant its
+    submitter could not name: tenants outside it are not listed at all (nor counted, nor reported)."""
     requested = requested_buckets(execution, documents)
-    listed = {database_suffix(t.bucket): t for t in tenants.list_tenants()}
+    suffixes = scope_suffixes(execution.scope)
+    listed = {database_suffix(t.bucket): t for t in tenants.list_tenants() if in_scope(t.bucket, suffixes)}
     missing: dict[str, str] = {}
     found: list[tuple[str, TenantDatabase]] = []
     if requested is None:
@@ -56,7 +61,9 @@ def plan_targets(
             if suffix in seen:
                 continue
             seen.add(suffix)
-            if suffix in listed:
+            if not in_scope(bucket, suffixes):
+                missing[bucket] = denied_message(bucket)  # refused at submit; never reached if it got here
+            elif suffix in listed:
                 found.append((bucket, listed[suffix]))
             else:
                 missing[bucket] = f"No database for bucket '{bucket}' ({tenants.database_name(bucket)})"

@@ -13,6 +13,7 @@ from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
 from queryall.errors import InvalidSql, NotFound, ServiceUnavailable
 from queryall.logic import job_lifecycle
+from queryall.logic.scope import in_scope, recorded_scope, require_buckets_in_scope, scope_suffixes
 from queryall.models.api import SubmitRequest
 from queryall.models.execution import ExecutionInput
 from queryall.models.job import Job, JobRequest
@@ -34,9 +35,13 @@ def submit_job(
     ttl_seconds: int,
     catalog: CatalogStore | None = None,
     documents: JobDocuments | None = None,
+    scope: frozenset[str] | None = None,
 ) -> Job:
     """Record the job and start its workflow. ``documents`` keeps a long list of buckets out of the job
-    item and the workflow input (see JobRequest)."""
+    item and the workflow input (see JobRequest). ``scope``: the tenants the caller may query (None: every
+    tenant); a named bucket outside it is a 403 before anything else happens, and without `buckets` the
+    job queries the tenants in scope."""
+    require_buckets_in_scope(request.buckets, scope)
     sql = request.sql
     if sql is not None:
         try:
@@ -48,12 +53,13 @@ def submit_job(
             raise InvalidSql(verdict["message"])
         sql = verdict["sql"]
     if request.table is not None and catalog is not None:
-        require_known_table(catalog, request.table)
+        require_known_table(catalog, request.table, scope)
 
     buckets = request.buckets
     job_request = JobRequest(
         sql=sql, question=request.question, limit=request.limit, table=request.table,
         buckets=buckets, bucket_count=None if buckets is None else len(buckets),
+        scope=recorded_scope(scope),
     )
     job = job_lifecycle.new_job(job_request, owner, now, ttl_seconds)
     if buckets is not None and len(json.dumps(buckets)) > INLINE_BUCKETS_BYTES:
@@ -78,13 +84,22 @@ def submit_job(
     return job
 
 
-def require_known_table(store: CatalogStore, table: str) -> None:
+def require_known_table(store: CatalogStore, table: str, scope: frozenset[str] | None = None) -> None:
     """Raise NotFound when the catalog says no tenant has `table` (one read). Without a catalog yet (or
-    when it cannot be read) nothing is known to be missing, so nothing is refused."""
+    when it cannot be read) nothing is known to be missing, so nothing is refused. For a scoped caller
+    only the tenants in scope count: a table that only other tenants have is unknown to this caller."""
     try:
         summary = store.summary()
+        if summary is None or not summary.knows_table(table):
+            known = summary is None
+        elif scope is None:
+            known = True
+        else:
+            suffixes = scope_suffixes(scope)
+            known = any(entry.has_table(table) for bucket, entry in store.entries().items()
+                        if in_scope(bucket, suffixes))
     except (ClientError, BotoCoreError):
         logger.warning("catalog unavailable; the table is checked when tenants are queried", exc_info=True)
         return
-    if summary is not None and not summary.knows_table(table):
+    if not known:
         raise NotFound(f"Unknown table: {table}")

@@ -20,3 +20,5 @@ class ExecutionInput(BaseModel):
     # A long list of buckets is not in the input: PlanTargets reads it from S3 (see JobRequest).
     bucket_count: int | None = None
     buckets_stored: bool = False
+    # The submitter's bucket scope (None: every tenant): PlanTargets never plans a tenant outside it.
+    scope: list[str] | None = None

@@ -34,6 +34,8 @@ class JobRequest(BaseModel):
     def named_buckets(self) -> int | None:
         return self.bucket_count if self.bucket_count is not None else (
             None if self.buckets is None else len(self.buckets))
+    # The submitter's bucket scope (None: every tenant), checked again when the targets are planned.
+    scope: list[str] | None = None
 
 
 class JobProgress(BaseModel):

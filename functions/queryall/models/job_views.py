@@ -56,5 +56,20 @@ class JobListResponse(BaseModel):
     data: JobList
 
 
+class AdminJobSummary(JobSummary):
+    owner: str = Field(description="Who submitted the job: a key id, token:<sub>, or key:<fingerprint>.")
+
+
+class AdminJobList(BaseModel):
+    """GET /query-all/jobs?all=true (admins only): every caller's jobs."""
+
+    jobs: list[AdminJobSummary] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class AdminJobListResponse(BaseModel):
+    data: AdminJobList
+
+
 class CancelResponse(BaseModel):
     data: CancelledJob
