@@ -36,6 +36,7 @@ class Settings(BaseModel):
     # Managed API keys (queryall.dal.managed_keys); how long a looked-up key is trusted: a revocation
     # takes effect within this long, so never more than a minute.
     api_keys_table: str | None = None
+    idempotency_table: str | None = None
     managed_key_cache_seconds: int = Field(60, ge=0, le=60)
     refresh_catalog_function: str | None = None
     query_batch_size: int = Field(100, ge=1, le=500)

@@ -4,6 +4,9 @@ bucket scope on every route, ownership, and revocation."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -171,3 +174,64 @@ def test_jobs_are_their_owners_and_admins_see_others_only_with_all(api: Api, nar
     owners = {job["job_id"]: job["owner"] for job in everyone}
     assert mine in owners and theirs in owners and owners[mine] != owners[theirs]
     assert admin.request("GET", f"/query-all/jobs/{mine}").status == 404  # reading it still needs ownership
+
+
+# ----------------------------------------------------------------------------- idempotent submit
+
+
+def submit_with_key(caller: Api, body: dict, key: str) -> tuple[int, dict]:
+    request = urllib.request.Request(caller.base_url + "/query-all", data=json.dumps(body).encode(), method="POST")
+    request.add_header("content-type", "application/json")
+    request.add_header("x-api-key", caller.api_key)
+    request.add_header("Idempotency-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def executions_of(local_stack, job_ids: set[str]) -> int:
+    import boto3
+
+    sfn = boto3.client("stepfunctions", endpoint_url=local_stack.moto_url, region_name="us-east-1")
+    found = 0
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"]):
+            found += sum(1 for e in page["executions"] if e["name"] in job_ids)
+    return found
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_same_job(api: Api, local_stack) -> None:
+    caller = Api(api.base_url, create_key(api, "--name", "retrier")["secret"])
+    body = {"sql": "SELECT 42 AS answer", "buckets": ["acme"]}
+    status, first = submit_with_key(caller, body, "order-1")
+    assert status == 202
+    status, again = submit_with_key(caller, dict(reversed(body.items())), "order-1")  # same body, other order
+    assert status == 202 and again == first
+    status, conflict = submit_with_key(caller, {**body, "limit": 5}, "order-1")
+    assert status == 409
+    assert conflict == {"error": {"code": "conflict", "message": "Idempotency-Key reused with a different request"}}
+    # The key is the caller's own: another caller with the same key gets its own job.
+    status, others = submit_with_key(api, body, "order-1")
+    assert status == 202 and others["data"]["job_id"] != first["data"]["job_id"]
+    jobs = caller.request("GET", "/query-all/jobs").body["data"]["jobs"]
+    assert [job["job_id"] for job in jobs] == [first["data"]["job_id"]]
+    assert submit_with_key(caller, body, "x" * 256)[0] == 400
+    assert submit_with_key(caller, body, "tab\tinside")[0] == 400
+    # A request that fails leaves nothing behind: its retry is checked again.
+    assert submit_with_key(caller, {"sql": "DROP TABLE t"}, "order-2")[0] == 400
+    assert submit_with_key(caller, body, "order-2")[0] == 202
+
+
+def test_twenty_concurrent_identical_submits_start_one_execution(api: Api, local_stack) -> None:
+    caller = Api(api.base_url, create_key(api, "--name", "burst")["secret"])
+    body = {"sql": "SELECT 'burst' AS word", "buckets": ["acme", "globex"]}
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: submit_with_key(caller, body, "burst-1"), range(20)))
+    assert {status for status, _ in answers} == {202}, answers
+    job_ids = {answer["data"]["job_id"] for _, answer in answers}
+    assert len(job_ids) == 1
+    assert [job["job_id"] for job in caller.request("GET", "/query-all/jobs").body["data"]["jobs"]] == list(job_ids)
+    assert executions_of(local_stack, job_ids) == 1
+    assert caller.wait(job_ids.pop())["meta"]["databases_queried"] == 2

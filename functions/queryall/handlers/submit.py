@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.job_documents import JobDocuments
@@ -20,23 +22,45 @@ from queryall.settings import get_settings
 router = Router()
 
 
-@router.post("/query-all", **route("Submit a query", {202: documented("Job accepted", "api.SubmitResponse")},
-                                   400, 401, 404, 503))
-def submit(body: SubmitRequest) -> Response[str]:
+@router.post("/query-all", **route(
+    "Submit a query",
+    {202: documented("Job accepted (with the same Idempotency-Key and body again: the same job)",
+                     "api.SubmitResponse")},
+    400, 401, 403, 404, 409, 503))
+def submit(
+    body: SubmitRequest,
+    idempotency_key: Annotated[str | None, Header(
+        alias="idempotency-key", max_length=255,
+        description="Makes retries safe: the same key and body within the job's lifetime return the same "
+                    "job without starting another; the same key with a different body is 409.")] = None,
+) -> Response[str]:
     settings = get_settings()
-    job = submit_job(
-        body,
-        router.context["caller"],
-        jobs=JobStore(settings.require("jobs_table")),
-        workflow=QueryWorkflow(settings.require("state_machine_arn")),
-        sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
-        now=time.time(),
-        ttl_seconds=settings.job_ttl_seconds,
-        catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
-        documents=JobDocuments(settings.require("results_bucket")),
-        scope=router.context["principal"].buckets,
-    )
-    return json_response(202, SubmitResponse(data=SubmittedJob(job_id=job.job_id)).model_dump_json())
+
+    def submit_now() -> str:
+        return submit_job(
+            body,
+            router.context["caller"],
+            jobs=JobStore(settings.require("jobs_table")),
+            workflow=QueryWorkflow(settings.require("state_machine_arn")),
+            sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
+            now=time.time(),
+            ttl_seconds=settings.job_ttl_seconds,
+            catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
+            documents=JobDocuments(settings.require("results_bucket")),
+            scope=router.context["principal"].buckets,
+        ).job_id
+
+    if idempotency_key is None:
+        job_id = submit_now()
+    else:
+        from queryall.logic.idempotency import check_idempotency_key, submit_once
+
+        job_id = submit_once(router.context["caller"], check_idempotency_key(idempotency_key),
+                             body.model_dump(mode="json"), submit_now,
+                             table_name=settings.require("idempotency_table"),
+                             expires_after_seconds=settings.job_ttl_seconds,
+                             lambda_context=router.lambda_context)
+    return json_response(202, SubmitResponse(data=SubmittedJob(job_id=job_id)).model_dump_json())
 
 
 app = build_resolver(router)
