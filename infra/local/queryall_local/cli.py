@@ -87,6 +87,9 @@ def _add_local(subparsers: Any) -> None:
                            help="openai: the endpoint's API key (stored in the local SSM as a SecureString)")
     generator.add_argument("--sql-generator-timeout", type=float, default=None, metavar="SECONDS",
                            help="time allowed for one generation, its retry included (default 20)")
+    serve.add_argument("--jwt-issuer", metavar="ISS", help="accept Bearer tokens from this issuer (with the next two)")
+    serve.add_argument("--jwt-audience", metavar="AUD", help="the audience Bearer tokens must name")
+    serve.add_argument("--jwks-url", metavar="URL", help="where the issuer's signing keys (JWKS) are")
     common(serve)
     serve.set_defaults(func=_serve)
 
@@ -154,6 +157,14 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("botocore").setLevel(logging.WARNING)
         logging.getLogger("urllib3").setLevel(logging.WARNING)
 
+    jwt_options = (args.jwt_issuer, args.jwt_audience, args.jwks_url)
+    if any(jwt_options) and not all(jwt_options):
+        raise CliError("Bearer tokens need all of --jwt-issuer, --jwt-audience and --jwks-url")
+    bearer_tokens = None
+    if all(jwt_options):
+        from .jwt_auth import BearerTokens
+
+        bearer_tokens = BearerTokens(*jwt_options)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -164,7 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides.update(_sql_generator_parameters(args))
     stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port,
                        parameter_overrides=overrides, lambda_concurrency=args.lambda_concurrency,
-                       secure_parameters=_sql_generator_secrets(args))
+                       secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens)
     from .gateway import PortInUseError
 
     try:
@@ -177,7 +188,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             f"queryall local stack ready at {stack.url} - api key {api_key}, admin key {stack.admin_api_key}, "
             f"tenants {tenants_dir} "
-            f"({_count_databases(tenants_dir)} databases)",
+            f"({_count_databases(tenants_dir)} databases)"
+            + (f", bearer tokens from {args.jwt_issuer}" if bearer_tokens else ""),
             flush=True,
         )
         while not stop.wait(0.5):

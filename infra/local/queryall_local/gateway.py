@@ -368,6 +368,9 @@ class _GatewayApp:
             server_port=gateway.port,
             request_id=request_id,
         )
+        rejection = gateway.authorizer(event) if gateway.authorizer is not None else None
+        if rejection is not None:  # the JWT authorizer's 401 (jwt_auth): the function never runs
+            return rejection.status, [_JSON], json.dumps(rejection.body).encode()
         try:
             return map_response(gateway.invoker.invoke(route.function, event))
         except Exception:
@@ -509,8 +512,11 @@ class LocalGateway:
         *,
         api_id: str = LOCAL_API_ID,
         max_body_bytes: int = MAX_BODY_BYTES,
+        authorizer: Any = None,
     ) -> None:
         self.routes = list(routes)
+        # Called with each event before its function: None to go on, else a Rejection (jwt_auth).
+        self.authorizer = authorizer
         self.invoker = invoker
         self.api_id = api_id
         self.max_body_bytes = max_body_bytes

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported when a stack starts: `queryall local` pays only fo
     from botocore.client import BaseClient
 
     from .gateway import LocalGateway
+    from .jwt_auth import BearerTokens, Rejection
     from .lambda_runtime import LambdaRuntime
     from .moto_services import MotoServices
     from .template import StackSpec
@@ -76,6 +77,7 @@ class LocalStack:
         lambda_concurrency: int | None = None,
         admin_api_key: str = DEFAULT_ADMIN_API_KEY,
         secure_parameters: Mapping[str, str] | None = None,
+        bearer_tokens: BearerTokens | None = None,
     ) -> None:
         if template_path is None:
             template_path = find_repo_root(repo_root) / "template.yaml"
@@ -91,6 +93,8 @@ class LocalStack:
         self.admin_api_key = admin_api_key  # also an accepted API key, as the deployed stack requires
         # More SecureString parameters to create (e.g. a SQL generator's API key), by name.
         self.secure_parameters = dict(secure_parameters or {})
+        # The JWT authorizer (--jwt-issuer/--jwt-audience/--jwks-url); None accepts API keys only.
+        self.bearer_tokens = bearer_tokens
         self._spec: StackSpec | None = None
         self._moto: MotoServices | None = None
         self._runtime: LambdaRuntime | None = None
@@ -158,7 +162,8 @@ class LocalStack:
             if self.with_gateway:
                 from .gateway import LocalGateway
 
-                gateway = LocalGateway(spec.routes, runtime, self.host, self.port, api_id=spec.api_id)
+                gateway = LocalGateway(spec.routes, runtime, self.host, self.port, api_id=spec.api_id,
+                                       authorizer=self._authorize)
                 gateway.start()
                 patches.callback(gateway.stop)
                 patches.callback(setattr, self, "_gateway", None)
@@ -177,6 +182,9 @@ class LocalStack:
             LocalStack._running = None
         patches, self._patches = self._patches, contextlib.ExitStack()
         patches.close()
+
+    def _authorize(self, event: dict[str, Any]) -> Rejection | None:
+        return self.bearer_tokens.authorize(event) if self.bearer_tokens is not None else None
 
     def _drain_executions(self, timeout: float = 30.0) -> None:
         """Let running executions finish before the runtime goes: a Lambda thread still inside DuckDB
