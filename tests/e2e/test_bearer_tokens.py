@@ -201,3 +201,28 @@ def test_a_rotated_signing_key_is_fetched_by_its_new_kid(api: Api, jwks: Jwks) -
     # Known kids are served from the cache: no fetch per request.
     assert call(api, "GET", "/query-all/jobs", token(rotated, "rsa-2"))[0] == 200
     assert jwks.fetches == fetched + 1
+
+
+def test_the_token_api_function_serves_every_route_with_the_authorizers_claims(local_stack) -> None:
+    """On AWS the token API's $default route (behind the JWT authorizer) invokes TokenApiFunction with the
+    claims rendered by API Gateway; here it is invoked with such an event directly."""
+    from queryall_local.gateway import build_event
+    from queryall_local.template import RouteSpec
+
+    def invoke(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        event = build_event(route=RouteSpec("ANY", "$default", "TokenApiFunction"), path_parameters={},
+                            method=method, raw_path=path, raw_query="",
+                            header_items=[("content-type", "application/json")],
+                            body=json.dumps(body).encode() if body else b"", source_ip="127.0.0.1")
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": {
+            "sub": "carol", "iss": ISSUER, "queryall_buckets": "[acme globex]", "queryall_admin": "false"},
+            "scopes": None}}
+        result = local_stack.runtime.invoke("TokenApiFunction", event)
+        return result["statusCode"], json.loads(result["body"])
+
+    assert invoke("GET", "/query-all/jobs")[0] == 200
+    status, body = invoke("POST", "/query-all", {"sql": "SELECT 1 AS one", "buckets": ["acme", "northwind"]})
+    assert (status, body["error"]["message"]) == (403, "Access denied to bucket 'northwind'")
+    assert invoke("POST", "/query-all", {"sql": "SELECT 1 AS one", "buckets": ["globex"]})[0] == 202
+    assert invoke("GET", "/query-all/keys")[0] == 403
+    assert invoke("GET", "/query-all/nope")[0] == 404

@@ -34,10 +34,12 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
         "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
         "GenerateSqlFunction", "SqlPreviewFunction",
-    } | {"KeysFunction"}
-    routes = {v["Properties"]["RouteKey"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Route"}
+    } | {"KeysFunction", "TokenApiFunction"}
+    # (The token API, plain ApiGatewayV2 resources, has one $default route of its own: not these.)
+    routes = {v["Properties"]["RouteKey"] for k, v in resources.items()
+              if v["Type"] == "AWS::ApiGatewayV2::Route" and k != "TokenApiRoute"}
     if not routes:  # SAM may inline the routes as an OpenAPI body instead of Route resources
-        api = next(v for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Api")
+        api = next(v for k, v in resources.items() if v["Type"] == "AWS::ApiGatewayV2::Api" and k != "QueryAllTokenApi")
         routes = {f"{m.upper()} {p}" for p, ops in api["Properties"]["Body"]["paths"].items() for m in ops}
     assert {"POST /query-all", "GET /query-all/jobs/{jobId}", "GET /query-all/wait", "GET /query-all/jobs",
             "DELETE /query-all/jobs/{jobId}", "GET /query-all/jobs/{jobId}/results",
@@ -61,7 +63,8 @@ def test_duckdb_only_where_needed() -> None:
     # prompt_sql through duckdb (SqlPreview imports it on that path alone).
     assert with_layer == {"SqlGuardFunction", "QueryBatchFunction", "AggregateFunction", "PollFunction",
                           "ResultsFunction", "PlanTargetsFunction", "RefreshCatalogFunction",
-                          "GenerateSqlFunction", "SqlPreviewFunction"}
+                          "GenerateSqlFunction", "SqlPreviewFunction"} | {
+                          "TokenApiFunction"}  # it serves Poll's and Results' routes for Bearer tokens
 
 
 def test_state_machine_definition_passes_statelint(tmp_path: Path) -> None:
@@ -92,3 +95,16 @@ def test_statelint_rejects_a_broken_definition(tmp_path: Path, broken: str) -> N
     target.write_text(re.sub(r"\$\{(\w+)\}", "arn:aws:lambda:us-east-1:1:function:x", json.dumps(definition)))
     result = subprocess.run([str(BIN / "statelint"), str(target)], capture_output=True, text=True)
     assert result.returncode != 0
+
+
+def test_bearer_tokens_pass_an_http_api_jwt_authorizer_on_every_route() -> None:
+    resources = yaml_parse(TEMPLATE.read_text())["Resources"]
+    authorizer = resources["BearerTokenAuthorizer"]["Properties"]
+    assert authorizer["AuthorizerType"] == "JWT"
+    assert authorizer["IdentitySource"] == ["$request.header.Authorization"]
+    assert authorizer["JwtConfiguration"] == {"Issuer": {"Ref": "JwtIssuer"}, "Audience": [{"Ref": "JwtAudience"}]}
+    route = resources["TokenApiRoute"]["Properties"]
+    assert route["RouteKey"] == "$default" and route["AuthorizationType"] == "JWT"
+    assert route["AuthorizerId"] == {"Ref": "BearerTokenAuthorizer"}
+    # The key API stays without an authorizer: the function checks X-API-Key itself.
+    assert "Auth" not in resources["QueryAllApi"]["Properties"]
