@@ -45,6 +45,17 @@ class Conflict(QueryAllError):
     code = "conflict"
 
 
+class RateLimited(QueryAllError):
+    """Over a quota; `retry_after` seconds is when trying again makes sense (the Retry-After header)."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class ServiceUnavailable(QueryAllError):
     status_code = 503
     code = "service_unavailable"

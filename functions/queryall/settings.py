@@ -37,6 +37,10 @@ class Settings(BaseModel):
     # takes effect within this long, so never more than a minute.
     api_keys_table: str | None = None
     idempotency_table: str | None = None
+    # Quotas (queryall.logic.quotas): the defaults; a managed key may set its own.
+    quotas_table: str | None = None
+    max_running_jobs: int = Field(5, ge=1)
+    submits_per_minute: int = Field(60, ge=1)
     managed_key_cache_seconds: int = Field(60, ge=0, le=60)
     refresh_catalog_function: str | None = None
     query_batch_size: int = Field(100, ge=1, le=500)

@@ -4,6 +4,7 @@ bucket scope on every route, ownership, and revocation."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -235,3 +236,53 @@ def test_twenty_concurrent_identical_submits_start_one_execution(api: Api, local
     assert [job["job_id"] for job in caller.request("GET", "/query-all/jobs").body["data"]["jobs"]] == list(job_ids)
     assert executions_of(local_stack, job_ids) == 1
     assert caller.wait(job_ids.pop())["meta"]["databases_queried"] == 2
+
+
+# ----------------------------------------------------------------------------- quotas
+
+# About five seconds of one core on one tenant: long enough to still be running when a burst is over.
+SLOW_SQL = "SELECT count(*) AS n FROM event a, event b, person c WHERE c.id <= 100 AND hash(a.id + b.id + c.id) % 3 = 0"
+
+
+def burst(caller: Api, body: dict, count: int) -> list:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: caller.request("POST", "/query-all", body), range(count)))
+
+
+def test_fifty_concurrent_submits_never_run_more_than_the_limit(api: Api) -> None:
+    caller = Api(api.base_url, create_key(api, "--name", "busy", "--max-running", "3", "--rate", "1000")["secret"])
+    answers = burst(caller, {"sql": SLOW_SQL, "buckets": ["acme"]}, 50)
+    accepted = [a.body["data"]["job_id"] for a in answers if a.status == 202]
+    limited = [a for a in answers if a.status == 429]
+    assert len(accepted) + len(limited) == 50, {a.status for a in answers}
+    states = [caller.request("GET", f"/query-all/jobs/{job_id}").body["data"].get("status") for job_id in accepted]
+    ended = sum(1 for state in states if state != "processing")
+    assert 3 <= len(accepted) <= 3 + ended, (len(accepted), states)
+    print(f"quota burst: {len(accepted)} accepted, {len(limited)} limited, {ended} ended during the burst")
+    for answer in limited:
+        assert answer.body["error"] == {"code": "rate_limited",
+                                        "message": "Limit reached: at most 3 running jobs at once"}
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60
+    # A job that ends (here: cancelled) gives its slot back; refused submits left no job behind.
+    running = [job_id for job_id in accepted if caller.request("GET", f"/query-all/jobs/{job_id}").body["data"].get(
+        "status") == "processing"]
+    if len(running) == 3:
+        assert caller.request("POST", "/query-all", {"sql": "SELECT 1 AS one", "buckets": ["acme"]}).status == 429
+    assert caller.request("DELETE", f"/query-all/jobs/{accepted[0]}").status == 200
+    assert caller.request("POST", "/query-all", {"sql": "SELECT 1 AS one", "buckets": ["acme"]}).status == 202
+    listed = caller.request("GET", "/query-all/jobs?limit=100").body["data"]["jobs"]
+    assert len(listed) == len(accepted) + 1
+    for job_id in accepted[1:]:
+        caller.request("DELETE", f"/query-all/jobs/{job_id}")
+
+
+def test_submits_per_minute_are_limited_with_retry_after(api: Api) -> None:
+    if time.time() % 60 > 45:  # the whole burst in one minute
+        time.sleep(61 - time.time() % 60)
+    caller = Api(api.base_url, create_key(api, "--name", "chatty", "--rate", "5", "--max-running", "100")["secret"])
+    answers = burst(caller, {"sql": "SELECT 1 AS one", "buckets": ["acme"]}, 20)
+    assert sorted(a.status for a in answers) == [202] * 5 + [429] * 15
+    for answer in (a for a in answers if a.status == 429):
+        assert answer.body["error"] == {"code": "rate_limited",
+                                        "message": "Rate limit reached: at most 5 submits per minute"}
+        assert 1 <= int(answer.headers["Retry-After"]) <= 60

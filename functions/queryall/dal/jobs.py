@@ -55,6 +55,10 @@ class JobStore:
             ConditionExpression="attribute_not_exists(job_id)",
         )
 
+    def delete(self, job_id: str) -> None:
+        """Forget a job that was never started (refused by a quota right after it was recorded)."""
+        client("dynamodb").delete_item(TableName=self.table_name, Key={"job_id": {"S": job_id}})
+
     def get(self, job_id: str) -> Job | None:
         # Consistent read: a poll right after completion must see it.
         response = client("dynamodb").get_item(

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from queryall.errors import InvalidRequest, NotFound, QueryAllError
+from queryall.errors import InvalidRequest, NotFound, QueryAllError, RateLimited
 from queryall.handlers.credentials import authenticate
 from queryall.handlers.function import Handler, function_handler
 from queryall.logic import json_input
@@ -26,8 +26,11 @@ _ERRORS = {
     403: "forbidden: the caller may not do this: a bucket outside its scope (\"Access denied to bucket 'x'\", "
          "the first such bucket in request order) or an admin route",
     404: "not_found: no such job (unknown, malformed or expired id), no such route, or (submit) a table no tenant has",
-    409: "conflict: the job is in a state that does not allow this",
+    409: "conflict: the job is in a state that does not allow this (submit: an Idempotency-Key reused with a "
+         "different request)",
     413: "response_too_large: one row is larger than a response can carry",
+    429: "rate_limited: over a quota (running jobs or submits per minute; the message names it); the "
+         "Retry-After header says when to try again",
     503: "service_unavailable: a dependency is unavailable; try again",
 }
 
@@ -122,7 +125,10 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
 
     @app.exception_handler(QueryAllError)
     def _domain_error(error: QueryAllError) -> Response:
-        return error_response(error.status_code, error.code, error.message)
+        response = error_response(error.status_code, error.code, error.message)
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response:

@@ -12,9 +12,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Header
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.job_documents import JobDocuments
 from queryall.dal.jobs import JobStore
+from queryall.dal.quotas import QuotaStore
 from queryall.dal.sql_guard_client import SqlGuardClient
 from queryall.dal.workflow import QueryWorkflow
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
+from queryall.logic.quotas import QuotaDefaults, admit_submit
 from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
 from queryall.settings import get_settings
@@ -26,7 +28,7 @@ router = Router()
     "Submit a query",
     {202: documented("Job accepted (with the same Idempotency-Key and body again: the same job)",
                      "api.SubmitResponse")},
-    400, 401, 403, 404, 409, 503))
+    400, 401, 403, 404, 409, 429, 503))
 def submit(
     body: SubmitRequest,
     idempotency_key: Annotated[str | None, Header(
@@ -36,18 +38,27 @@ def submit(
 ) -> Response[str]:
     settings = get_settings()
 
+    principal = router.context["principal"]
+    jobs = JobStore(settings.require("jobs_table"))
+
+    def admit(job_id: str, now: float) -> None:
+        admit_submit(principal, job_id, now, quotas=QuotaStore(settings.require("quotas_table")), jobs=jobs,
+                     defaults=QuotaDefaults(max_running=settings.max_running_jobs,
+                                            rate_per_minute=settings.submits_per_minute))
+
     def submit_now() -> str:
         return submit_job(
             body,
             router.context["caller"],
-            jobs=JobStore(settings.require("jobs_table")),
+            jobs=jobs,
             workflow=QueryWorkflow(settings.require("state_machine_arn")),
             sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
             now=time.time(),
             ttl_seconds=settings.job_ttl_seconds,
             catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
             documents=JobDocuments(settings.require("results_bucket")),
-            scope=router.context["principal"].buckets,
+            scope=principal.buckets,
+            admit=admit,
         ).job_id
 
     if idempotency_key is None:

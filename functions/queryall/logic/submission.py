@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -11,7 +12,7 @@ from queryall.dal.job_documents import REQUESTED_BUCKETS, JobDocuments
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
-from queryall.errors import InvalidSql, NotFound, ServiceUnavailable
+from queryall.errors import InvalidSql, NotFound, RateLimited, ServiceUnavailable
 from queryall.logic import job_lifecycle
 from queryall.logic.scope import in_scope, recorded_scope, require_buckets_in_scope, scope_suffixes
 from queryall.models.api import SubmitRequest
@@ -36,6 +37,7 @@ def submit_job(
     catalog: CatalogStore | None = None,
     documents: JobDocuments | None = None,
     scope: frozenset[str] | None = None,
+    admit: Callable[[str, float], None] | None = None,
 ) -> Job:
     """Record the job and start its workflow. ``documents`` keeps a long list of buckets out of the job
     item and the workflow input (see JobRequest). ``scope``: the tenants the caller may query (None: every
@@ -73,6 +75,14 @@ def submit_job(
         job_request = job_request.model_copy(update={"buckets": None, "buckets_stored": True})
         job = job.model_copy(update={"request": job_request})
     jobs.create(job)
+    if admit is not None:
+        # The quotas (logic.quotas): after the job is recorded, so a job holding a running slot always
+        # exists to be seen processing; refused, the job is forgotten before anyone learnt its id.
+        try:
+            admit(job.job_id, now)
+        except RateLimited:
+            jobs.delete(job.job_id)
+            raise
     logger.append_keys(job_id=job.job_id)
     try:
         workflow.start(ExecutionInput(job_id=job.job_id, submitted_at=now, **job_request.model_dump()))
