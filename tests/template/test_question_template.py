@@ -12,7 +12,8 @@ from queryall_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())
-QUESTION_FUNCTIONS = ("GenerateSqlFunction", "SqlPreviewFunction")
+# TokenApiFunction serves POST /query-all/sql for Bearer tokens (the token API), so it generates SQL too.
+QUESTION_FUNCTIONS = ("GenerateSqlFunction", "SqlPreviewFunction", "TokenApiFunction")
 
 
 def _statements(function: str) -> list[dict]:

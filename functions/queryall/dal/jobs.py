@@ -172,8 +172,10 @@ class JobStore:
         paginator = client("dynamodb").get_paginator("scan")
         for page in paginator.paginate(
             TableName=self.table_name, ProjectionExpression=", ".join(names),
-            FilterExpression="#expires_at > :now",
-            ExpressionAttributeNames={**names, "#expires_at": "expires_at"},
+            # Jobs only: the table also holds other items (the SQL cache's), which have no owner.
+            FilterExpression="#expires_at > :now AND attribute_exists(#owner) AND attribute_exists(#created)",
+            ExpressionAttributeNames={**names, "#expires_at": "expires_at", "#owner": "owner",
+                                      "#created": "created_at"},
             ExpressionAttributeValues={":now": {"N": repr(now)}},
         ):
             jobs.extend(_to_job(item) for item in page.get("Items", []))

@@ -40,10 +40,11 @@ def handler(event: ExecutionInput) -> dict:
             generator = sql_generator(settings)
         except NoGeneratorConfigured as missing:
             raise GenerationFailed(str(missing)) from None
-        # The caller's bucket scope (access issue) goes in as allowed_buckets once requests carry it.
+        # Only tenants in the submitter's scope (recorded on the job) describe the schema.
         schema = build_schema_context(catalog_entries(settings.require("catalog_table")).values(),
                                       buckets=requested_buckets(event, JobDocuments(settings.results_bucket or "")),
                                       table=event.table,
+                                      allowed_buckets=None if event.scope is None else set(event.scope),
                                       max_chars=settings.schema_context_max_chars)
         generated = generate_sql(event.question or "", schema, generator, _guard,
                                  cache=SqlCache(settings.require("jobs_table")), now=time.time(),

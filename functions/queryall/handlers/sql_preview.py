@@ -15,6 +15,7 @@ from queryall.errors import GenerationFailed, ServiceUnavailable
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.catalog import catalog_entries
 from queryall.logic.schema_context import build_schema_context
+from queryall.logic.scope import require_buckets_in_scope
 from queryall.logic.sql_generation import SqlRefused, generate_sql
 from queryall.logic.submission import require_known_table
 from queryall.models.question import SqlPreviewRequest
@@ -42,18 +43,21 @@ def _guard(function_name: str):
     200: documented("The SQL a job with this question would run", "question.SqlPreviewResponse"),
     422: documented("generation_failed: no SQL could be generated; the message says why "
                     "(\"Could not generate SQL: …\")", "api.ErrorResponse"),
-}, 400, 401, 404, 503))
+}, 400, 401, 403, 404, 503))
 def preview_sql(body: SqlPreviewRequest) -> Response[str]:
     settings = get_settings()
     catalog_table = settings.require("catalog_table")
+    scope = router.context["principal"].buckets
+    require_buckets_in_scope(body.buckets, scope)
     if body.table is not None:
-        require_known_table(CatalogStore(catalog_table), body.table)
+        require_known_table(CatalogStore(catalog_table), body.table, scope)
     try:
         generator = sql_generator(settings)
     except NoGeneratorConfigured as missing:
         raise GenerationFailed(str(missing)) from None
-    # The caller's bucket scope (access issue) goes in as allowed_buckets once callers carry one.
+    # Only tenants in the caller's scope describe the schema (a scoped caller learns nothing of the others).
     schema = build_schema_context(catalog_entries(catalog_table).values(), buckets=body.buckets,
+                                  allowed_buckets=None if scope is None else set(scope),
                                   table=body.table, max_chars=settings.schema_context_max_chars)
     generated = generate_sql(body.question, schema, generator, _guard(settings.require("sql_guard_function")),
                              cache=SqlCache(settings.require("jobs_table")), now=time.time(),
