@@ -104,3 +104,15 @@ def test_the_powertools_adapter_still_fits() -> None:
     schema = response.get("content", {}).get("application/json", {}).get("schema", {})
     assert schema.get("$ref") == "#/components/schemas/ErrorResponse", broken + f"include_router gave {response}"
     assert router.api_resolver is not app and router._routes == {key: probe}, broken + "the original router changed"
+
+
+def test_access_routes_headers_and_errors_are_documented() -> None:
+    document = json.loads(openapi_document())
+    paths = document["paths"]
+    assert {"post", "get"} <= set(paths["/query-all/keys"]) and "delete" in paths["/query-all/keys/{keyId}"]
+    submit = paths["/query-all"]["post"]
+    assert {"202", "403", "409", "429"} <= set(submit["responses"])
+    assert any(p["name"].lower() == "idempotency-key" and p["in"] == "header" for p in submit["parameters"])
+    assert any(p["name"] == "all" for p in paths["/query-all/jobs"]["get"]["parameters"])
+    assert document["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    assert {"403", "401"} <= set(paths["/query-all/keys"]["post"]["responses"])

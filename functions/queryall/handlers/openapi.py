@@ -25,7 +25,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from queryall.handlers.http_api import DOCUMENTED_BY, build_resolver, error_responses, http_handler, json_response
 from queryall.settings import unchecked
@@ -34,13 +34,15 @@ router = Router()
 
 # Every module of queryall.handlers that serves HTTP routes (tests/unit/test_openapi.py compares it with
 # the handlers of the template's HttpApi routes).
-ROUTE_MODULES = ("catalog_api", "jobs", "openapi", "poll", "results", "sql_preview", "submit", "wait")
+ROUTE_MODULES = ("catalog_api", "jobs", "keys", "openapi", "poll", "results", "sql_preview", "submit", "wait")
 TITLE = "queryall"
 VERSION = "0.1.0"
 DESCRIPTION = (
     "Run one read-only SQL query across every per-tenant DuckDB database and read the combined result: "
     "submit, poll, page through it, or download it as JSON, Arrow, CSV or Parquet. "
-    "Every route needs the X-API-Key header; errors are {\"error\": {\"code\", \"message\"}}."
+    "Every route needs the X-API-Key header (a bootstrap or managed key) or, on the token API, "
+    "Authorization: Bearer <JWT> (claims queryall_buckets, queryall_admin); a caller scoped to some "
+    "buckets gets 403 for any other. Errors are {\"error\": {\"code\", \"message\"}}."
 )
 
 
@@ -99,8 +101,11 @@ def openapi_document() -> str:
         app.include_router(documented_copy(api_router))
     document = json.loads(app.get_openapi_json_schema(
         title=TITLE, version=VERSION, description=DESCRIPTION,
-        security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
-        security=[{"apiKey": []}],
+        security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header),
+                          "bearerToken": HTTPBearer(bearerFormat="JWT", description=(
+                              "A JWT from the configured issuer (the token API: TokenApiUrl). Claims: sub (the "
+                              "owner), queryall_buckets (list, space-separated string, or *), queryall_admin."))},
+        security=[{"apiKey": []}, {"bearerToken": []}],
     ))
     _drop_unused_schemas(document)
     return json.dumps(document, indent=2, ensure_ascii=False)

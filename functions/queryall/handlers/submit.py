@@ -76,4 +76,5 @@ def submit(
 
 app = build_resolver(router)
 
-handler = http_handler(app, settings=("jobs_table", "state_machine_arn", "sql_guard_function"))
+handler = http_handler(app, settings=("jobs_table", "state_machine_arn", "sql_guard_function", "quotas_table",
+                                      "idempotency_table"))

@@ -14,41 +14,34 @@ local stack runs every function in one process).
 from __future__ import annotations
 
 import importlib.util
-import pkgutil
-import re
 from pathlib import Path
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from queryall import handlers
-from queryall.handlers import init_done
-from queryall.handlers.http_api import build_resolver, resolve
-from queryall.observability import logger
+from queryall.handlers.http_api import build_resolver, http_handler
+from queryall.handlers.openapi import ROUTE_MODULES
+from queryall.settings import unchecked
 
-_DEFINES_ROUTER = re.compile(r"^router = Router\(\)", re.MULTILINE)  # as queryall.handlers.openapi finds them
+# What the route modules need together (each checks its own; the copies are loaded unchecked).
+SETTINGS = ("jobs_table", "results_bucket", "state_machine_arn", "sql_guard_function", "catalog_table",
+            "admin_api_keys_parameter", "refresh_catalog_function", "api_keys_table", "quotas_table",
+            "idempotency_table")
 
 
 def _route_module_copies() -> list[Router]:
     routers = []
-    for module in sorted(pkgutil.iter_modules(handlers.__path__), key=lambda m: m.name):
-        source = Path(handlers.__path__[0], f"{module.name}.py")
-        if not (source.is_file() and _DEFINES_ROUTER.search(source.read_text(encoding="utf-8"))):
-            continue
-        spec = importlib.util.spec_from_file_location(f"{__name__}.{module.name}", source)
-        assert spec is not None and spec.loader is not None
-        copy = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(copy)
-        routers.append(copy.router)
+    with unchecked():
+        for name in ROUTE_MODULES:
+            source = Path(handlers.__path__[0], f"{name}.py")
+            spec = importlib.util.spec_from_file_location(f"{__name__}.{name}", source)
+            assert spec is not None and spec.loader is not None
+            copy = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(copy)
+            routers.append(copy.router)
     return routers
 
 
 app = build_resolver(*_route_module_copies())
 
-
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(app, event, context)
-
-
-init_done()
+handler = http_handler(app, settings=SETTINGS)
