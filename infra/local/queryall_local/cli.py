@@ -148,6 +148,14 @@ def _serve(args: argparse.Namespace) -> int:
             f"tenants dir {tenants_dir} does not exist; create it with: queryall local seed --tenants-dir {tenants_dir}"
         )
     api_key = args.api_key or _default_api_key()
+    jwt_options = (args.jwt_issuer, args.jwt_audience, args.jwks_url)
+    if any(jwt_options) and not all(jwt_options):
+        raise CliError("Bearer tokens need all of --jwt-issuer, --jwt-audience and --jwks-url")
+    bearer_tokens = None
+    if all(jwt_options):
+        from .jwt_auth import BearerTokens
+
+        bearer_tokens = BearerTokens(*jwt_options)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         stream=sys.stderr,
@@ -157,14 +165,6 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("botocore").setLevel(logging.WARNING)
         logging.getLogger("urllib3").setLevel(logging.WARNING)
 
-    jwt_options = (args.jwt_issuer, args.jwt_audience, args.jwks_url)
-    if any(jwt_options) and not all(jwt_options):
-        raise CliError("Bearer tokens need all of --jwt-issuer, --jwt-audience and --jwks-url")
-    bearer_tokens = None
-    if all(jwt_options):
-        from .jwt_auth import BearerTokens
-
-        bearer_tokens = BearerTokens(*jwt_options)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
