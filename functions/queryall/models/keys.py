@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from queryall.models.api import BucketId
 
 ALL_BUCKETS = "*"
+MAX_SCOPE_BUCKETS = 1000
 
 
 class ManagedKey(BaseModel):
@@ -39,8 +40,9 @@ class CreateKeyRequest(BaseModel):
         description="What the key is for, shown in the key list.")
     owner_label: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         None, description="Who holds the key (a team, a service), for the operator.")
-    buckets: Annotated[list[BucketId], Field(min_length=1, max_length=10_000)] | Literal["*"] = Field(
-        description='The tenants the key may query, or "*" for every tenant.')
+    # At most 1,000: the scope is recorded on each job and carried in its workflow input (256 KB).
+    buckets: Annotated[list[BucketId], Field(min_length=1, max_length=MAX_SCOPE_BUCKETS)] | Literal["*"] = Field(
+        description='The tenants the key may query (at most 1,000), or "*" for every tenant.')
     admin: bool = Field(False, description="May manage keys, refresh the catalog and list every caller's jobs.")
     max_running: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description="Jobs this key may have running at once (default: the deployment's MaxRunningJobs).")
