@@ -59,6 +59,12 @@ class Settings(BaseModel):
     result_url_expiry_seconds: int = Field(900, ge=1, le=604_800)
     # How long a fetched API key list is trusted before SSM is read again.
     api_keys_cache_seconds: int = Field(300, ge=0)
+    # A job's deadline (`timeout_seconds` of the request): when none is asked for, and the most allowed.
+    job_timeout_default_seconds: int = Field(300, ge=1, le=900)
+    job_timeout_max_seconds: int = Field(900, ge=1, le=900)
+    # The state machine's TimeoutSeconds: a job still processing this long after its submit is dead (its
+    # execution timed out or ended unseen) and reads as failed execution_timed_out (`logic.job_watchdog`).
+    max_job_seconds: int = Field(3600, ge=60)
 
     # Question mode (queryall.logic.sql_generation): which generator turns a question into SQL, and how.
     sql_generator: Literal["none", "bedrock", "openai", "motherduck"] = "none"

@@ -33,7 +33,7 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         "SubmitFunction", "PollFunction", "SqlGuardFunction", "PlanTargetsFunction",
         "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
         "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
-        "GenerateSqlFunction", "SqlPreviewFunction",
+        "GenerateSqlFunction", "SqlPreviewFunction", "ExecutionStatusFunction",
     } | {"KeysFunction", "TokenApiFunction"}
     # (The token API, plain ApiGatewayV2 resources, has one $default route of its own: not these.)
     routes = {v["Properties"]["RouteKey"] for k, v in resources.items()

@@ -141,7 +141,7 @@ def test_plans_carry_the_progress_interval_of_the_batches_that_run_at_once() -> 
 
 def test_both_maps_of_the_state_machine_hand_the_plan_s_progress_interval_to_query_batch() -> None:
     definition = json.loads((ROOT / "infra" / "statemachine" / "query_all.asl.json").read_text())
-    state = {"job_id": "j", "sql": "SELECT 1", "limit": 5, "table": None,
+    state = {"job_id": "j", "sql": "SELECT 1", "limit": 5, "table": None, "deadline": 1_800_000_000.5,
              "plan": {"progress_interval_seconds": 0.8}}
     selector = dict(definition["States"]["QueryBatches"]["ItemSelector"])
     assert selector.pop("batch.$") == "$$.Map.Item.Value"  # the Map's context: the batch itself
@@ -150,4 +150,5 @@ def test_both_maps_of_the_state_machine_hand_the_plan_s_progress_interval_to_que
     [batched] = _batched_items([{"batch_index": 0, "bucket": "a"}], batcher,
                                {**state, "plan": {**state["plan"], "batch_size": 1}})
     assert BatchInput.model_validate(inline).progress_interval_seconds == 0.8
+    assert BatchInput.model_validate(inline).deadline == 1_800_000_000.5  # the job's deadline, to both maps
     assert BatchInput.model_validate(batched) == BatchInput.model_validate(inline)

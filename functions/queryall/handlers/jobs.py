@@ -33,12 +33,13 @@ def list_own_jobs(
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page.")] = None,
     all: Annotated[bool, Query(description="Every caller's jobs (admin only); never implied.")] = False,
 ) -> Response[str]:
+    settings = get_settings()
     if all:
         require_admin_principal(router.context["principal"])
-        everyone = list_everyones_jobs(JobStore(get_settings().require("jobs_table")), limit, cursor, time.time())
+        everyone = list_everyones_jobs(JobStore(settings.require("jobs_table")), limit, cursor, time.time())
         return json_response(200, AdminJobListResponse(data=everyone).model_dump_json())
-    page = list_jobs(JobStore(get_settings().require("jobs_table")), router.context["caller"], limit, cursor,
-                     time.time())
+    page = list_jobs(JobStore(settings.require("jobs_table")), router.context["caller"], limit, cursor,
+                     time.time(), max_job_seconds=settings.max_job_seconds)
     return json_response(200, JobListResponse(data=page).model_dump_json())
 
 

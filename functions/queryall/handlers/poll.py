@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from queryall.dal.jobs import JobStore
 from queryall.dal.result_files import ResultStore
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
+from queryall.logic.job_watchdog import is_overdue, settle_overdue
 from queryall.logic.polling import find_job, job_response_body
 from queryall.logic.result_links import ResultLinks
 from queryall.models.result_format import FORMAT_DESCRIPTION, ResultFormat
@@ -33,7 +34,11 @@ def poll(
     logger.append_keys(job_id=jobId)
     settings = get_settings()
     now = time.time()
-    job = find_job(JobStore(settings.require("jobs_table")), jobId, now, router.context["caller"])
+    jobs = JobStore(settings.require("jobs_table"))
+    job = find_job(jobs, jobId, now, router.context["caller"])
+    if is_overdue(job, now, settings.max_job_seconds):
+        settle_overdue(jobs, job, now, settings.max_job_seconds)
+        job = find_job(jobs, jobId, now, router.context["caller"])  # failed now, or finished meanwhile
     links = ResultLinks(ResultStore(settings.require("results_bucket")), settings.result_url_expiry_seconds, now)
     return json_response(200, job_response_body(job, format, links))
 

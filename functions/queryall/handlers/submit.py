@@ -59,6 +59,8 @@ def submit(
             documents=JobDocuments(settings.require("results_bucket")),
             scope=principal.buckets,
             admit=admit,
+            default_timeout_seconds=settings.job_timeout_default_seconds,
+            max_timeout_seconds=settings.job_timeout_max_seconds,
         ).job_id
 
     if idempotency_key is None:

@@ -47,7 +47,7 @@ def wait(
                                  ResultLinks(results, settings.result_url_expiry_seconds, time.time()))
 
     body = wait_for_jobs(JobStore(settings.require("jobs_table")), ids, router.context["caller"], timeout_seconds,
-                         poll_body)
+                         poll_body, max_job_seconds=settings.max_job_seconds)
     return json_response(200, body)
 
 

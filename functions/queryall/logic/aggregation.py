@@ -30,7 +30,7 @@ from queryall.logic.result_links import sql_member
 from queryall.logic.result_pages import rows_within
 from queryall.logic.step_errors import describe_step_error
 from queryall.models.job import Job
-from queryall.models.workflow import AggregateInput, Batch, TenantOutcome
+from queryall.models.workflow import DEADLINE_EXCEEDED, AggregateInput, Batch, TenantOutcome
 from queryall.observability import logger, metrics
 
 # The errors map may take at most this much of the item; longer messages are cut.
@@ -74,6 +74,7 @@ class CombinedResult:
             "errors": errors,
             "returned_rows": returned_rows,
             "truncated": returned_rows < self.table.num_rows,
+            "deadline_exceeded": DEADLINE_EXCEEDED in errors.values(),
         }
 
 

@@ -48,6 +48,7 @@ def query_batch(batch_input: BatchInput, tenants: TenantDatabases, partials: Par
         outcomes, tables = run_batch(
             batch.buckets, tenants, batch_input.sql, batch_input.limit, batch_input.table, limits.timeout_seconds,
             on_tenant=on_tenant, memory_limit_mb=limits.memory_limit_mb, threads=limits.threads,
+            deadline=batch_input.deadline,
         )
         progress.flush()
     except JobNoLongerProcessing:

@@ -6,6 +6,7 @@ import re
 
 from queryall.dal.jobs import JobStore
 from queryall.logic.cursors import CursorCodec
+from queryall.logic.job_watchdog import settle_overdue
 from queryall.logic.polling import JOB_ID as _JOB_ID
 from queryall.models.job import Job, JobStatus
 from queryall.models.job_views import AdminJobList, AdminJobSummary, JobList, JobSummary, RequestSummary
@@ -50,9 +51,12 @@ def job_summary(job: Job) -> JobSummary:
     )
 
 
-def list_jobs(jobs: JobStore, owner: str, limit: int, cursor: str | None, now: float) -> JobList:
+def list_jobs(jobs: JobStore, owner: str, limit: int, cursor: str | None, now: float,
+              max_job_seconds: float | None = None) -> JobList:
     after = decode_cursor(cursor) if cursor else None
     found, next_position = jobs.list_by_owner(owner, limit, after=after, now=now)
+    if max_job_seconds is not None:
+        found = [settle_overdue(jobs, job, now, max_job_seconds) for job in found]
     return JobList(jobs=[job_summary(job) for job in found],
                    next_cursor=encode_cursor(next_position) if next_position else None)
 

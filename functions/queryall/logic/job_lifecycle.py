@@ -17,7 +17,7 @@ from queryall.observability import logger, metrics
 MAX_ERROR_MESSAGE = 1000
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -26,7 +26,7 @@ def new_job(request: JobRequest, owner: str, now: float, ttl_seconds: int) -> Jo
         job_id=str(uuid.uuid4()),
         status=JobStatus.PROCESSING,
         owner=owner,
-        created_at=_iso(now),
+        created_at=iso(now),
         submitted_at=now,
         expires_at=int(now) + ttl_seconds,
         request=request,
@@ -39,7 +39,7 @@ def complete(jobs: JobStore, job_id: str, columns: str, rows_bz2: bytes, meta: d
         job_id,
         JobStatus.COMPLETED,
         {"columns": columns, "rows_bz2": rows_bz2,
-         "meta": json.dumps(meta, separators=(",", ":"), ensure_ascii=False), "finished_at": _iso(now)},
+         "meta": json.dumps(meta, separators=(",", ":"), ensure_ascii=False), "finished_at": iso(now)},
     )
     if done:
         metrics.add_metric(name="JobsCompleted", unit="Count", value=1)
@@ -53,7 +53,7 @@ def fail(jobs: JobStore, job_id: str, error_code: str, error_message: str, now: 
     done = jobs.finish(
         job_id,
         JobStatus.FAILED,
-        {"error_code": error_code, "error_message": message, "finished_at": _iso(now)},
+        {"error_code": error_code, "error_message": message, "finished_at": iso(now)},
     )
     if done:
         metrics.add_metric(name="JobsFailed", unit="Count", value=1)
@@ -62,7 +62,7 @@ def fail(jobs: JobStore, job_id: str, error_code: str, error_message: str, now: 
 
 
 def cancel(jobs: JobStore, job_id: str, now: float) -> bool:
-    done = jobs.finish(job_id, JobStatus.CANCELLED, {"finished_at": _iso(now)})
+    done = jobs.finish(job_id, JobStatus.CANCELLED, {"finished_at": iso(now)})
     if done:
         metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
         logger.info("job cancelled")

@@ -248,11 +248,16 @@ def stop_idle_workers() -> None:
 
 
 def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
-                    key: WorkerKey) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
+                    key: WorkerKey, deadline: float | None = None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
     """Each tenant's outcome and rows, in order, from an idle worker when there is one, and from fresh
-    ones after a worker stops (`worker_supervisor` decides when)."""
-    batch = BatchSupervisor(buckets, _limits(key))
+    ones after a worker stops (`worker_supervisor` decides when, and when the batch stops early)."""
+    batch = BatchSupervisor(buckets, _limits(key), deadline)
     while batch.remaining:
+        cut = batch.cut_short(time.monotonic())  # past the deadline: no worker is started for the rest
+        if cut:
+            for outcome, _ in cut:
+                yield outcome, None
+            return
         worker = _take_idle(key) or QueryWorker(tenants, key)
         left = len(batch.remaining)
         try:
@@ -278,8 +283,10 @@ def run_batch(
     *,
     memory_limit_mb: int,
     threads: int,
+    deadline: float | None = None,
 ) -> tuple[list[TenantOutcome], list[pa.Table]]:
-    """Runs the query on every bucket of a batch. One tenant's failure never stops the others.
+    """Runs the query on every bucket of a batch. One tenant's failure never stops the others; the job's
+    `deadline` (epoch seconds) and the circuit breaker stop the batch early (`worker_supervisor`).
 
     Returns the outcomes and the tenants' rows grouped into one table per distinct schema, each with
     `_bucket` as the first column.
@@ -297,7 +304,9 @@ def run_batch(
         return [TenantOutcome(bucket=b, status="error", message=message) for b in buckets], []
     outcomes: list[TenantOutcome] = []
     by_schema: dict[pa.Schema, list[pa.Table]] = {}
-    results = _run_in_workers(buckets, tenants, sql, limit, table, key)
+    # The supervisor keeps time on the monotonic clock; the deadline is the job's, on the wall clock.
+    monotonic_deadline = None if deadline is None else time.monotonic() + (deadline - time.time())
+    results = _run_in_workers(buckets, tenants, sql, limit, table, key, monotonic_deadline)
     try:
         for result_outcome, table_rows in results:
             outcomes.append(result_outcome)

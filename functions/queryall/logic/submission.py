@@ -12,7 +12,7 @@ from queryall.dal.job_documents import REQUESTED_BUCKETS, JobDocuments
 from queryall.dal.jobs import JobStore
 from queryall.dal.sql_guard_client import SqlGuardClient, SqlGuardUnavailable
 from queryall.dal.workflow import QueryWorkflow, WorkflowStartFailed
-from queryall.errors import InvalidSql, NotFound, RateLimited, ServiceUnavailable
+from queryall.errors import InvalidRequest, InvalidSql, NotFound, RateLimited, ServiceUnavailable
 from queryall.logic import job_lifecycle
 from queryall.logic.scope import in_scope, recorded_scope, require_buckets_in_scope, scope_suffixes
 from queryall.models.api import SubmitRequest
@@ -38,12 +38,18 @@ def submit_job(
     documents: JobDocuments | None = None,
     scope: frozenset[str] | None = None,
     admit: Callable[[str, float], None] | None = None,
+    default_timeout_seconds: int = 300,
+    max_timeout_seconds: int = 900,
 ) -> Job:
     """Record the job and start its workflow. ``documents`` keeps a long list of buckets out of the job
     item and the workflow input (see JobRequest). ``scope``: the tenants the caller may query (None: every
     tenant); a named bucket outside it is a 403 before anything else happens, and without `buckets` the
-    job queries the tenants in scope."""
+    job queries the tenants in scope. The job's deadline is ``timeout_seconds`` after ``now``
+    (``default_timeout_seconds`` when the request has none; at most ``max_timeout_seconds``)."""
     require_buckets_in_scope(request.buckets, scope)
+    timeout_seconds = request.timeout_seconds or default_timeout_seconds
+    if timeout_seconds > max_timeout_seconds:
+        raise InvalidRequest(f"timeout_seconds: at most {max_timeout_seconds} seconds, got {timeout_seconds}")
     sql = request.sql
     if sql is not None:
         try:
@@ -60,7 +66,7 @@ def submit_job(
     buckets = request.buckets
     job_request = JobRequest(
         sql=sql, question=request.question, limit=request.limit, table=request.table,
-        buckets=buckets, bucket_count=None if buckets is None else len(buckets),
+        buckets=buckets, bucket_count=None if buckets is None else len(buckets), timeout_seconds=timeout_seconds,
         scope=recorded_scope(scope),
     )
     job = job_lifecycle.new_job(job_request, owner, now, ttl_seconds)
@@ -85,7 +91,8 @@ def submit_job(
             raise
     logger.append_keys(job_id=job.job_id)
     try:
-        workflow.start(ExecutionInput(job_id=job.job_id, submitted_at=now, **job_request.model_dump()))
+        workflow.start(ExecutionInput(job_id=job.job_id, submitted_at=now, deadline=now + timeout_seconds,
+                                      **job_request.model_dump(exclude={"timeout_seconds"})))
     except WorkflowStartFailed as error:
         logger.exception("could not start the workflow")
         job_lifecycle.fail(jobs, job.job_id, "start_failed", f"Could not start the query workflow: {error}", now)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from queryall.dal.jobs import JobStore
 from queryall.errors import InvalidRequest
 from queryall.logic import json_input
+from queryall.logic.job_watchdog import is_overdue, settle_overdue
 from queryall.logic.polling import is_job_id
 from queryall.logic.response_size import RESPONSE_BUDGET
 from queryall.models.job import Job, JobStatus
@@ -58,6 +59,7 @@ def wait_for_jobs(
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    max_job_seconds: float | None = None,
 ) -> str:
     """The wait response body (JSON text) once every job has finished or `timeout_seconds` passed.
 
@@ -78,6 +80,9 @@ def wait_for_jobs(
             job = found.get(job_id)
             if job is None or job.owner != owner or job.is_expired(read_at):
                 unknown.add(job_id)
+            elif max_job_seconds is not None and is_overdue(job, read_at, max_job_seconds):
+                settle_overdue(jobs, job, read_at, max_job_seconds)  # failed now: read whole with the finished
+                finished.add(job_id)
             elif job.status is JobStatus.PROCESSING:
                 processing[job_id] = job
             else:

@@ -14,6 +14,16 @@ slows forking and opening databases, never a tenant's query budget):
   to start): `open_timeout_seconds`; a tenant over it is retried once in a fresh worker;
 - the tenant's query, from `QueryStarted`: `timeout_seconds` (the worker interrupts it then), plus
   `kill_grace_seconds` for a query DuckDB cannot interrupt, after which the worker is killed.
+
+Two limits end the batch early, whatever stage it is in (`BatchSupervisor.cut_short`):
+
+- the job's deadline: past it no tenant starts, the running one is stopped (its worker killed), and
+  every tenant left fails DEADLINE_EXCEEDED; the job then completes with the rows it has;
+- the circuit breaker: after `breaker_timeouts` tenants in a row ran into the per-tenant timeout (a
+  CPU-bound query that no tenant finishes), the rest of the batch is not tried and fails CIRCUIT_OPEN,
+  so a runaway query costs a batch `breaker_timeouts` timeouts, not one per tenant. Any tenant that
+  finishes in time closes it again. Batches run side by side, so a job pays about that many timeouts
+  in all, instead of batch_size of them one after another.
 """
 
 from __future__ import annotations
@@ -31,9 +41,12 @@ from queryall.logic.worker_protocol import (
     TenantStarted,
     WorkerMessage,
 )
-from queryall.models.workflow import TenantOutcome
+from queryall.models.workflow import DEADLINE_EXCEEDED, TenantOutcome
 
 SESSION_NOT_STARTED = "Could not start the query session in time"
+CIRCUIT_OPEN = "Skipped: circuit open ({count} tenants in a row exceeded the {timeout:g} s timeout)"
+# Consecutive per-tenant timeouts after which the rest of a batch is skipped (see the module's docstring).
+BREAKER_TIMEOUTS = 3
 # A tenant's outcome and its rows as an Arrow IPC stream (None: no rows).
 TenantResult = tuple[TenantOutcome, bytes | None]
 
@@ -47,6 +60,7 @@ class SupervisionLimits:
     kill_grace_seconds: float
     retire_growth: float  # share of the hard limit a worker may grow by over its life and still be reused
     setup_attempts: int
+    breaker_timeouts: int = BREAKER_TIMEOUTS
 
     @property
     def hard_memory_bytes(self) -> int:
@@ -77,11 +91,23 @@ class Stage(Enum):
 class BatchSupervisor:
     """One batch's tenants across the workers that run them: which are left, and when to give up."""
 
-    def __init__(self, buckets: list[str], limits: SupervisionLimits) -> None:
+    def __init__(self, buckets: list[str], limits: SupervisionLimits, deadline: float | None = None) -> None:
         self.remaining = list(buckets)
         self.limits = limits
+        self.deadline = deadline  # on the monotonic clock; None: the job has none
         self._stalls = 0  # workers in a row that ended or stalled without finishing a tenant
         self._open_retried: set[str] = set()
+        self._timeouts_in_a_row = 0
+
+    def cut_short(self, now: float) -> tuple[TenantResult, ...]:
+        """Every tenant left, failed, when the deadline passed or the circuit breaker opened; else none."""
+        if self.deadline is not None and now >= self.deadline:
+            message = DEADLINE_EXCEEDED
+        elif self._timeouts_in_a_row >= self.limits.breaker_timeouts:
+            message = CIRCUIT_OPEN.format(count=self._timeouts_in_a_row, timeout=self.limits.timeout_seconds)
+        else:
+            return ()
+        return tuple(self.fail(message) for _ in list(self.remaining))
 
     def watch(self, now: float, started: float, ready_rss: int | None, rss: int | None) -> WorkerWatch:
         """Supervise the next worker for the tenants left: forked at `started`, its memory `ready_rss`
@@ -108,11 +134,20 @@ class BatchSupervisor:
 
     def finished(self, outcome: TenantOutcome, rows: bytes | None) -> TenantResult:
         self.remaining.pop(0)
+        self._count_timeout(outcome)
         return outcome, rows
 
     def fail(self, message: str, duration_ms: float = 0.0) -> TenantResult:
         bucket = self.remaining.pop(0)
-        return TenantOutcome(bucket=bucket, status="error", duration_ms=duration_ms, message=message), None
+        outcome = TenantOutcome(bucket=bucket, status="error", duration_ms=duration_ms, message=message)
+        self._count_timeout(outcome)
+        return outcome, None
+
+    def _count_timeout(self, outcome: TenantOutcome) -> None:
+        if outcome.message == timeout_message(self.limits.timeout_seconds):
+            self._timeouts_in_a_row += 1
+        elif outcome.status == "ok":
+            self._timeouts_in_a_row = 0
 
 
 class WorkerWatch:
@@ -140,7 +175,9 @@ class WorkerWatch:
             self.stage, self.since = Stage.QUERYING, now
         elif isinstance(message, TenantDone):
             self.stage, self.since = Stage.BETWEEN, now
-            return Decision(results=(self.batch.finished(message.outcome(), message.rows_ipc),))
+            done = self.batch.finished(message.outcome(), message.rows_ipc)
+            rest = self.batch.cut_short(now)
+            return Decision(results=(done, *rest), kill=bool(rest), stop=bool(rest))
         elif isinstance(message, Fatal):
             failed = tuple(self.batch.fail(message.message) for _ in list(self.batch.remaining))
             return Decision(results=failed, stop=True)
@@ -157,6 +194,10 @@ class WorkerWatch:
     def tick(self, now: float, rss: Callable[[], int | None]) -> Decision:
         """A look at the worker while no message came: over a stage's limit, or too big, it is killed."""
         limits, waited = self.limits, now - self.since
+        if self.batch.deadline is not None and now >= self.batch.deadline:
+            running = ((self._result(now, DEADLINE_EXCEEDED),) if self.stage in (Stage.OPENING, Stage.QUERYING)
+                       else ())
+            return Decision(results=(*running, *self.batch.cut_short(now)), kill=True, stop=True)
         if self.stage is Stage.SETUP and waited > limits.setup_timeout_seconds:
             return Decision(kill=True, stop=True)  # replaced at no tenant's cost
         if self.stage is Stage.BETWEEN and waited > limits.open_timeout_seconds:
@@ -166,7 +207,7 @@ class WorkerWatch:
                 return Decision(kill=True, stop=True)  # the tenant is tried again in a fresh worker
             return self._fail(now, f"Could not open the database within {limits.open_timeout_seconds:g} s")
         if self.stage is Stage.QUERYING and waited > limits.timeout_seconds + limits.kill_grace_seconds:
-            return self._fail(now, f"Query exceeded the {limits.timeout_seconds:g} s timeout")
+            return self._fail(now, timeout_message(limits.timeout_seconds))
         if self.stage in (Stage.OPENING, Stage.QUERYING) and self._baseline is not None:
             size = rss()
             if size is not None and size - self._baseline > limits.hard_memory_bytes:
@@ -190,3 +231,8 @@ class WorkerWatch:
     def _grew_little(self, rss: int | None) -> bool:
         return (self.ready_rss is not None and rss is not None
                 and rss - self.ready_rss <= self.limits.hard_memory_bytes * self.limits.retire_growth)
+
+
+def timeout_message(timeout_seconds: float) -> str:
+    """A tenant's error when its query ran past the per-tenant timeout (the worker's and the supervisor's)."""
+    return f"Query exceeded the {timeout_seconds:g} s timeout"

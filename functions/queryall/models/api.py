@@ -35,6 +35,12 @@ class SubmitRequest(BaseModel):
     table: TableName | None = Field(
         None, description="Skip every database that lacks this table; those are reported as skipped.",
     )
+    timeout_seconds: Annotated[int, Field(ge=1, le=900, strict=True)] | None = Field(
+        None, description="The job's deadline, in seconds after submit (default 300, at most 900; both are "
+                          "deployment settings). When it passes, tenants not yet queried are not started and a "
+                          "running tenant query is stopped; the job completes with the rows it has, the tenants "
+                          "left out in meta.errors as \"Job deadline exceeded\", and meta.deadline_exceeded true.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_of_sql_or_question(self) -> SubmitRequest:

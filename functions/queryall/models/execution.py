@@ -12,6 +12,8 @@ from pydantic import BaseModel
 class ExecutionInput(BaseModel):
     job_id: str
     submitted_at: float
+    # submitted_at + the request's timeout_seconds: the batches stop there (see BatchInput.deadline).
+    deadline: float | None = None
     sql: str | None = None
     question: str | None = None
     buckets: list[str] | None = None

@@ -29,6 +29,7 @@ class JobRequest(BaseModel):
     table: str | None = None
     bucket_count: int | None = None  # how many buckets were named (set whenever some were)
     buckets_stored: bool = False  # the named buckets are in S3, not in `buckets`
+    timeout_seconds: int | None = None  # the job's deadline, after submitted_at (the default when not asked)
 
     @property
     def named_buckets(self) -> int | None:

@@ -65,6 +65,9 @@ class BatchInput(BaseModel):
     batch: Batch
     progress_interval_seconds: float = Field(default=MIN_PROGRESS_INTERVAL_SECONDS, gt=0,
                                              le=MAX_PROGRESS_INTERVAL_SECONDS)
+    # The job's deadline (epoch seconds, submitted_at + timeout_seconds): past it the batch starts no
+    # tenant and stops the running one (`worker_supervisor`). None: no deadline.
+    deadline: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -79,6 +82,11 @@ class BatchInput(BaseModel):
             raise ValueError(f"an ItemBatcher batch must hold one planned batch, got batch indexes {sorted(indexes)}")
         return {**data.get("BatchInput", {}),
                 "batch": {"batch_index": indexes.pop(), "buckets": [item.bucket for item in items]}}
+
+
+# The error of every tenant the job's deadline left unqueried or stopped; the aggregator counts them
+# into meta.deadline_exceeded.
+DEADLINE_EXCEEDED = "Job deadline exceeded"
 
 
 class TenantOutcome(BaseModel):
