@@ -183,6 +183,63 @@ def _named_executions() -> Iterator[None]:
         yield
 
 
+# ----------------------------------------------------------------------------- status change events
+
+# Who hears of an execution that ended (the local stack's rule targets); each gets the event's detail.
+_EXECUTION_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
+
+
+@contextlib.contextmanager
+def execution_listener(listener: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """Give ``listener`` the "Step Functions Execution Status Change" detail of every execution that
+    ends while this is entered (with the sfn-status-change-events patch applied)."""
+    _EXECUTION_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _EXECUTION_LISTENERS.remove(listener)
+
+
+def _epoch_ms(value: Any) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def status_change_detail(execution: Any) -> dict[str, Any]:
+    """The event detail Step Functions sends for ``execution`` (a moto parser Execution) as it ends."""
+    return {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": execution.exec_status.value,
+        "startDate": _epoch_ms(execution.start_date),
+        "stopDate": _epoch_ms(execution.stop_date),
+        "input": json.dumps(execution.input_data),
+        "output": None if execution.output is None else json.dumps(execution.output),
+        "error": execution.error,
+        "cause": execution.cause,
+    }
+
+
+@contextlib.contextmanager
+def _status_change_events() -> Iterator[None]:
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication.terminated
+
+    @functools.wraps(original)
+    def terminated(self: Any) -> None:
+        original(self)
+        detail = status_change_detail(self.execution)
+        for listener in list(_EXECUTION_LISTENERS):
+            try:
+                listener(detail)
+            except Exception:  # a listener's failure must not fail moto's execution thread
+                LOG.exception("execution status listener failed")
+
+    with mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated):
+        yield
+
+
 # ----------------------------------------------------------------------------- DynamoDB writes
 
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
@@ -251,6 +308,15 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "None, so the second unnamed execution of a state machine fails with ExecutionAlreadyExists.",
         verified_on="5.2.5",
         apply=_named_executions,
+    ),
+    MotoPatch(
+        name="sfn-status-change-events",
+        service="stepfunctions",
+        works_around="Step Functions puts a \"Step Functions Execution Status Change\" event on the default bus "
+                     "when an execution ends; moto's parser sends none. The local stack hears each execution "
+                     "end (stopped, failed, timed out, succeeded) and delivers the event to the template's rules.",
+        verified_on="5.2.5",
+        apply=_status_change_events,
     ),
     MotoPatch(
         name="ssm-without-ec2",

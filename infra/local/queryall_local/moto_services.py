@@ -395,6 +395,10 @@ def provision(services: MotoServices, spec: StackSpec) -> None:
             services.client("events").put_rule(
                 Name=schedule.name, ScheduleExpression=schedule.expression, State="ENABLED",
                 Description=f"target: {schedule.function} (fired by the local stack)")
+        for rule in spec.event_rules:
+            services.client("events").put_rule(
+                Name=rule.name, EventPattern=json.dumps(rule.pattern), State="ENABLED",
+                Description=f"target: {rule.function} (delivered by the local stack)")
 
     services.on_first_use("dynamodb", tables)
     services.on_first_use("s3", buckets)

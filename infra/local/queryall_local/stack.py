@@ -146,6 +146,12 @@ class LocalStack:
             runtime.install(patches)
             patches.callback(setattr, self, "_runtime", None)
             self._runtime = runtime
+            if spec.event_rules:
+                # moto runs no rule targets: the stack delivers executions' status changes to the rules.
+                from .event_rules import RuleTargets
+                from .moto_compat import execution_listener
+
+                patches.enter_context(execution_listener(RuleTargets(spec, runtime).execution_status_changed))
             # The template's resources and the API keys appear on each service's first request.
             provision(moto, spec)
             parameter_name = spec.parameters.get(API_KEYS_PARAMETER)

@@ -149,6 +149,17 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class EventRuleSpec:
+    """A function's `EventBridgeRule` event: SAM makes it an EventBridge rule (on the default bus unless
+    `EventBusName` says otherwise) whose target is the function."""
+
+    name: str  # the rule's name
+    function: str  # logical id of the target function
+    pattern: dict[str, Any]  # the rule's event pattern, intrinsics resolved
+    bus: str = "default"
+
+
+@dataclass(frozen=True)
 class StackSpec:
     template_path: Path
     root: Path  # directory of the template; CodeUri and DefinitionUri are relative to it
@@ -162,6 +173,7 @@ class StackSpec:
     region: str = REGION
     account_id: str = ACCOUNT_ID
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    event_rules: list[EventRuleSpec] = field(default_factory=list)
 
     def function(self, name_or_arn: str) -> FunctionSpec | None:
         """The function called ``name_or_arn`` (logical id, function name, full or partial ARN)."""
@@ -496,6 +508,23 @@ def _load_schedules(logical_id: str, resource: Mapping[str, Any], resolver: _Res
     ]
 
 
+def _load_event_rules(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> list[EventRuleSpec]:
+    events = (resource.get("Properties") or {}).get("Events") or {}
+    rules = []
+    for event_id, event in events.items():
+        if (event or {}).get("Type") != "EventBridgeRule":
+            continue
+        where = f"Resource {logical_id}, event {event_id}"
+        props = event.get("Properties") or {}
+        pattern = resolver.resolve(props.get("Pattern"), where)
+        if not isinstance(pattern, dict):
+            raise TemplateError(f"{where}: an EventBridgeRule needs a Pattern")
+        bus = str(resolver.resolve(props.get("EventBusName", "default"), where))
+        rules.append(EventRuleSpec(name=f"{STACK_NAME}-{logical_id}{event_id}", function=logical_id,
+                                   pattern=pattern, bus=bus))
+    return rules
+
+
 def _load_table(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
     where = f"Resource {logical_id}"
     raw_props = resource.get("Properties") or {}
@@ -600,6 +629,7 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     buckets: dict[str, BucketSpec] = {}
     state_machines: dict[str, StateMachineSpec] = {}
     schedules: list[ScheduleSpec] = []
+    event_rules: list[EventRuleSpec] = []
     for logical_id, resource in resources.items():
         rtype = (resource or {}).get("Type", "")
         if rtype in _FUNCTION_TYPES:
@@ -607,6 +637,7 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
             for api_name, route in _load_routes(logical_id, resource, resolver):
                 routes_by_api.setdefault(api_name, []).append(route)
             schedules.extend(_load_schedules(logical_id, resource, resolver))
+            event_rules.extend(_load_event_rules(logical_id, resource, resolver))
         elif rtype in _TABLE_TYPES:
             tables[logical_id] = _load_table(logical_id, resource, resolver)
         elif rtype in _BUCKET_TYPES:
@@ -641,4 +672,5 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
         buckets=buckets,
         state_machines=state_machines,
         schedules=schedules,
+        event_rules=event_rules,
     )
