@@ -240,6 +240,29 @@ def _status_change_events() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _stopped_stays_aborted() -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    set_error, set_timed_out = Environment.set_error, Environment.set_timed_out
+
+    @functools.wraps(set_error)
+    def error_unless_stopped(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):
+            set_error(self, *args, **kwargs)
+
+    @functools.wraps(set_timed_out)
+    def timed_out_unless_stopped(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):
+            set_timed_out(self, *args, **kwargs)
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(Environment, "set_error", error_unless_stopped))
+        patches.enter_context(mock.patch.object(Environment, "set_timed_out", timed_out_unless_stopped))
+        yield
+
+
 # ----------------------------------------------------------------------------- DynamoDB writes
 
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
@@ -317,6 +340,15 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "end (stopped, failed, timed out, succeeded) and delivers the event to the template's rules.",
         verified_on="5.2.5",
         apply=_status_change_events,
+    ),
+    MotoPatch(
+        name="sfn-stopped-stays-aborted",
+        service="stepfunctions",
+        works_around="A stopped execution is ABORTED on AWS whatever its running step does next; moto's "
+                     "Environment.set_error overwrites the stop, so an execution stopped inside a Map ended "
+                     "FAILED (the stopped iterations fail the Map). After a stop, errors and timeouts are ignored.",
+        verified_on="5.2.5",
+        apply=_stopped_stays_aborted,
     ),
     MotoPatch(
         name="ssm-without-ec2",
