@@ -107,6 +107,14 @@ def test_schedules(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:
     )
 
 
+def test_event_rules(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:
+    rules = [resolve(props) for props in _of_type(sam, "AWS::Events::Rule").values() if "EventPattern" in props]
+    assert sorted((repr(rule["EventPattern"]), rule["Targets"][0]["Arn"]) for rule in rules) == sorted(
+        (repr(rule.pattern), local.functions[rule.function].arn) for rule in local.event_rules
+    )
+    assert local.event_rules  # the watchdog's rule at least
+
+
 def test_state_machine_definition(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:
     machines = _of_type(sam, "AWS::StepFunctions::StateMachine")
     assert set(local.state_machines) == set(machines)
