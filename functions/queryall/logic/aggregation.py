@@ -74,7 +74,8 @@ class CombinedResult:
             "errors": errors,
             "returned_rows": returned_rows,
             "truncated": returned_rows < self.table.num_rows,
-            "deadline_exceeded": DEADLINE_EXCEEDED in errors.values(),
+            # Only when true: a job that ended in time has the meta it always had.
+            **({"deadline_exceeded": True} if DEADLINE_EXCEEDED in errors.values() else {}),
         }
 
 

@@ -47,8 +47,8 @@ class JobResultMeta(_WithSchema, _ResultCounts):
     execution_time_seconds: float
     skipped: list[str] = Field(description="Tenants without the requested `table`.")
     errors: dict[str, str] = Field(description="Per-tenant errors, by bucket.")
-    deadline_exceeded: bool = Field(False, description="True when the job's deadline (timeout_seconds) passed "
-                                                       "before every tenant was queried; those are in errors.")
+    deadline_exceeded: bool = Field(False, description="Present, and true, when the job's deadline (timeout_seconds) "
+                                                       "passed before every tenant was queried; those are in errors.")
 
 
 class PageMeta(_WithSchema, _ResultCounts):
