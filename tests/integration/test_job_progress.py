@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import json
+import os
 import threading
 import time
 
@@ -10,7 +12,11 @@ import pytest
 
 from queryall.dal.job_progress import JobProgressCounters, Update
 from queryall.dal.jobs import JobStore
+from queryall.errors import Conflict
 from queryall.logic import job_lifecycle
+from queryall.logic.aggregation import ROWS_ATTRIBUTE, _item_without_rows
+from queryall.logic.cancellation import cancel_job
+from queryall.logic.item_fit import ITEM_BUDGET, item_size
 from queryall.logic.progress import BatchProgress, JobNoLongerProcessing
 from queryall.models.job import JobRequest, JobStatus
 from queryall.models.workflow import TenantOutcome
@@ -103,3 +109,48 @@ def test_sample_events_of_the_wait_and_jobs_functions(local_stack) -> None:
             assert data["unknown_job_ids"] == ["503a73be-9119-43ba-8e30-4f278f978d49"]
         else:
             assert isinstance(data["jobs"], list)
+
+
+class _RecordingWorkflow:
+    def __init__(self) -> None:
+        self.stopped: list[str] = []
+
+    def stop(self, job_id: str) -> None:
+        self.stopped.append(job_id)
+
+
+@pytest.mark.parametrize("final", ["completed", "failed"])
+def test_cancelling_a_finished_job_is_a_conflict_and_changes_nothing(local_stack, final: str) -> None:
+    job_id = new_job(local_stack)
+    jobs = JobStore(local_stack.dynamodb_table_name)
+    if final == "completed":
+        assert job_lifecycle.complete(jobs, job_id, '["_bucket"]', bz2.compress(b"[]"), {"total_rows": 0}, time.time())
+    else:
+        assert job_lifecycle.fail(jobs, job_id, "internal_error", "boom", time.time())
+    workflow = _RecordingWorkflow()
+    with pytest.raises(Conflict) as raised:
+        cancel_job(jobs, workflow, job_id, "key:test", time.time())
+    assert raised.value.message == f"Job {job_id} has already {final}; only a processing job can be cancelled"
+    assert jobs.get(job_id).status.value == final
+    assert workflow.stopped == []
+    # Cancelling a processing job stops its workflow; cancelling it again is harmless.
+    other = new_job(local_stack)
+    assert cancel_job(jobs, workflow, other, "key:test", time.time()).status is JobStatus.CANCELLED
+    assert cancel_job(jobs, workflow, other, "key:test", time.time()).status is JobStatus.CANCELLED
+    assert workflow.stopped == [other]
+
+
+def test_an_item_of_exactly_the_item_budget_is_accepted_by_dynamodb(local_stack) -> None:
+    """ITEM_BUDGET must stay under what DynamoDB (and moto, which is stricter) accepts: the completed item,
+    padded to exactly ITEM_BUDGET bytes as `item_size` counts them, is written."""
+    job = job_lifecycle.new_job(JobRequest(sql="SELECT 1", limit=10), "key:test", time.time(), 3600)
+    jobs = JobStore(local_stack.dynamodb_table_name)
+    jobs.create(job)
+    columns = '["_bucket","n"]'
+    meta = {"schema": [], "databases_queried": 1, "errors": {"x": "é" * 50}, "execution_time_seconds": 9_999_999.999}
+    room = ITEM_BUDGET - item_size(_item_without_rows(job, columns, meta, 0.0)) - len(ROWS_ATTRIBUTE)
+    rows_bz2 = os.urandom(room)
+    assert item_size(_item_without_rows(job, columns, meta, 0.0) | {ROWS_ATTRIBUTE: rows_bz2}) == ITEM_BUDGET
+    assert job_lifecycle.complete(jobs, job.job_id, columns, rows_bz2, meta, time.time())
+    stored = jobs.get(job.job_id)
+    assert stored is not None and stored.status is JobStatus.COMPLETED and stored.rows_bz2 == rows_bz2
