@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean bench-load fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ integration: install
 
 e2e: install
 	$(BIN)/python -m pytest -q tests/e2e
+
+## make fuzz: schemathesis against the served /openapi.json with many examples per operation (make test runs a few).
+fuzz: install
+	QUERYALL_FUZZ_EXAMPLES=$${QUERYALL_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/e2e/test_schemathesis.py
 
 template: install
 	$(BIN)/python -m pytest -q tests/template
