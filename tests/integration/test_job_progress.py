@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import json
 import os
+import sys
 import threading
 import time
 
@@ -20,6 +21,7 @@ from queryall.logic.item_fit import ITEM_BUDGET, item_size
 from queryall.logic.progress import BatchProgress, JobNoLongerProcessing
 from queryall.models.job import JobRequest, JobStatus
 from queryall.models.workflow import TenantOutcome
+from queryall.observability import metrics
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -154,3 +156,41 @@ def test_an_item_of_exactly_the_item_budget_is_accepted_by_dynamodb(local_stack)
     assert job_lifecycle.complete(jobs, job.job_id, columns, rows_bz2, meta, time.time())
     stored = jobs.get(job.job_id)
     assert stored is not None and stored.status is JobStatus.COMPLETED and stored.rows_bz2 == rows_bz2
+
+
+def test_a_read_never_sees_a_job_half_finished(local_stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies an UpdateItem atomically: a concurrent read sees the job processing, or completed
+    with its meta, never completed without it (seen once as a poll's 500, KeyError 'returned_rows').
+    Threads switch far more often than by default, so an unlocked read lands mid-update."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    # Completing jobs outside a handler adds metrics nobody flushes; Powertools flushes at 100 on its own.
+    monkeypatch.setattr(metrics, "namespace", "QueryAllTest")
+    jobs = JobStore(local_stack.dynamodb_table_name)
+    ids = [new_job(local_stack) for _ in range(150)]
+    meta = {"total_rows": 1, "returned_rows": 1, "errors": {f"t{i}": "x" * 50 for i in range(200)}}
+    torn: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for job in jobs.get_many(ids).values():
+                if job.status is JobStatus.COMPLETED and (job.meta is None or job.rows_bz2 is None):
+                    torn.append(job.job_id)
+            for job_id in ids[::7]:
+                job = jobs.get(job_id)
+                if job is not None and job.status is JobStatus.COMPLETED and job.meta is None:
+                    torn.append(job_id)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    try:
+        for job_id in ids:
+            assert job_lifecycle.complete(jobs, job_id, '["_bucket"]', bz2.compress(b"[]"), meta, time.time())
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert torn == []
