@@ -72,6 +72,7 @@ class LoadReport:
 
     @property
     def violations(self) -> list[Sample]:
+        """Responses outside the contract (a 5xx's body is kept here too, to be shown)."""
         return [s for s in self.samples if s.violation]
 
     def targets(self, latency_target: bool = True) -> dict[str, bool]:
@@ -79,7 +80,7 @@ class LoadReport:
             "0 lost": not self.lost,
             "0 stuck": not self.stuck,
             "0 5xx": not self.server_errors,
-            "0 envelope violations": not self.violations,
+            "0 envelope violations": not [s for s in self.violations if s.status < 500],
             "every submit accepted": len(self.submitted) == len(self.latencies("submit")),
         }
         if latency_target:
@@ -133,7 +134,7 @@ class Client:
             self.report.add(Sample(kind, time.perf_counter() - started, 599, f"no response: {error}"))
             return 599, None
         seconds = time.perf_counter() - started
-        violation = envelope_violation(status, raw)
+        violation = envelope_violation(status, raw) or (f"{status}: {raw[:300]!r}" if status >= 500 else None)
         self.report.add(Sample(kind, seconds, status, violation))
         try:
             return status, json.loads(raw)
@@ -143,7 +144,7 @@ class Client:
 
 def run_load(
     base_url: str, api_key: str, *, submitters: int = 50, pollers: int = 500, rounds: int = 1, sql: str = SQL,
-    poll_interval: float = 0.25, deadline_seconds: float = 300.0, body: dict | None = None,
+    poll_interval: float = 1.0, deadline_seconds: float = 300.0, body: dict | None = None,
 ) -> LoadReport:
     """Submit ``submitters * rounds`` jobs (each round released at once) while ``pollers`` poll them."""
     report = LoadReport()
@@ -229,8 +230,8 @@ def describe(report: LoadReport, submitters: int, pollers: int, latency_target: 
                      f"max {e2e[-1]:.2f} s")
     statuses = _count(str(s.status) for s in report.samples)
     lines.append(f"  responses by status: {statuses}; 5xx {len(report.server_errors)}; "
-                 f"envelope violations {len(report.violations)}")
-    for sample in (report.server_errors + report.violations)[:5]:
+                 f"envelope violations {len([s for s in report.violations if s.status < 500])}")
+    for sample in report.violations[:8]:
         lines.append(f"    {sample.kind} {sample.status}: {sample.violation or ''}")
     for target, met in report.targets(latency_target).items():
         lines.append(f"  target {target:<28} {'met' if met else 'MISSED'}")
@@ -249,7 +250,7 @@ def main() -> int:
     parser.add_argument("--submitters", type=int, default=50, help="callers submitting at the same instant")
     parser.add_argument("--pollers", type=int, default=500, help="callers polling submitted jobs")
     parser.add_argument("--rounds", type=int, default=1, help="times the submitters submit together")
-    parser.add_argument("--poll-interval", type=float, default=0.25, help="seconds between a poller's polls")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between a poller's polls")
     parser.add_argument("--deadline", type=float, default=300.0, help="a job still processing after this is stuck")
     parser.add_argument("--sql", default=SQL)
     parser.add_argument("--tenants", type=int, default=40, help="tenants to seed (cached under --root)")
@@ -297,8 +298,8 @@ def _start_profiler(pid: int, prefix: Path):
     import subprocess
 
     py_spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "100",
-                             "--output", f"{prefix}.folded.txt"],
+    return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                             "--nonblocking", "--output", f"{prefix}.folded.txt"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
