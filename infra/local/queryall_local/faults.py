@@ -93,10 +93,14 @@ class LambdaFaults:
             return None
         try:
             event = json.loads(payload)
-            job_id, batch = event["job_id"], event["batch"]
-            buckets, index = set(batch["buckets"]), int(batch["batch_index"])
-        except (ValueError, KeyError, TypeError):
-            return None  # not the inline Map's event: left alone
+            if "Items" in event:  # the distributed Map's batch: one {batch_index, bucket} per tenant
+                job_id, items = event["BatchInput"]["job_id"], event["Items"]
+                buckets, index = {item["bucket"] for item in items}, int(items[0]["batch_index"])
+            else:
+                job_id, batch = event["job_id"], event["batch"]
+                buckets, index = set(batch["buckets"]), int(batch["batch_index"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None  # not a batch event: left alone
         for kind, chosen, error_type, message in (
             ("throttle", self.faults.throttle, "Lambda.TooManyRequestsException", "Rate Exceeded."),
             ("timeout", self.faults.timeout, "Sandbox.Timedout", "Task timed out after 900.00 seconds"),
