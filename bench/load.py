@@ -260,6 +260,7 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the server into PREFIX.folded.txt")
     parser.add_argument("--no-latency-target", action="store_true", help="judge only lost/stuck/5xx/envelope")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--server-log", type=Path, default=None, help="keep the started server's log here")
     args = parser.parse_args()
     latency_target = not args.no_latency_target
 
@@ -283,6 +284,8 @@ def main() -> int:
                 profiler.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
                 profiler.wait(60)
                 print(f"  profile: {args.profile}.folded.txt")
+            if args.server_log:
+                args.server_log.write_text(Path(server.log.name).read_text(errors="replace"))
     print(describe(report, args.submitters, args.pollers, latency_target))
     if args.json:
         args.json.write_text(json.dumps({
