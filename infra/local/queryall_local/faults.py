@@ -126,12 +126,12 @@ def tenant_faults(faults: Faults) -> Iterator[None]:
 
     original = TenantQueryRunner.run
 
-    def run(self: Any, bucket: str, sql: str, limit: int, table: str | None) -> Any:
+    def run(self: Any, bucket: str, sql: str, limit: int, table: str | None, *args: Any, **kwargs: Any) -> Any:
         if bucket in faults.raise_:
             sql = f"SELECT error('injected fault: the query raised on tenant {bucket}')"
         elif bucket in faults.hang:
             sql = _HANG_SQL
-        outcome, rows = original(self, bucket, sql, limit, table)
+        outcome, rows = original(self, bucket, sql, limit, table, *args, **kwargs)
         if bucket in faults.corrupt and rows is not None:
             extra = pa.table({name: pa.nulls(1, type=field.type) for name, field in zip(rows.column_names,
                                                                                          rows.schema, strict=True)})
