@@ -134,11 +134,6 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
     def _invalid_request(error: RequestValidationError) -> Response:
         return error_response(400, "invalid_request", _describe_validation_error(error))
 
-    @app.exception_handler(UnicodeDecodeError)
-    def _not_utf8(_: UnicodeDecodeError) -> Response:
-        # Powertools decodes the body as UTF-8 before validating it: JSON is UTF-8 (RFC 8259).
-        return error_response(400, "invalid_request", "Request body is not valid UTF-8 JSON")
-
     @app.not_found
     def _not_found(_: Exception) -> Response:
         path = app.current_event.path
