@@ -43,6 +43,20 @@ def _operations(schema) -> list:
     return [result.ok() for result in schema.get_all_operations()]
 
 
+# What API Gateway itself answers to a request past its quotas (README, "Errors from the gateway"): the
+# request never reaches the service, so the service's document does not describe the answer. The fuzzer
+# draws such requests (a 10 KB query string); the answer must then be exactly API Gateway's.
+GATEWAY_REFUSALS = {413: "Request Entity Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
+
+
+def _is_gateway_refusal(response) -> bool:
+    expected = GATEWAY_REFUSALS.get(response.status_code)
+    if expected is None:
+        return False
+    assert response.json() == {"message": expected}, response.text[:300]
+    return True
+
+
 def _fuzz(operation, mode: GenerationMode, base_url: str, statuses: set[int]) -> None:
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
@@ -51,8 +65,11 @@ def _fuzz(operation, mode: GenerationMode, base_url: str, statuses: set[int]) ->
         case = data.draw(operation.as_strategy(generation_mode=mode))
         # The key is not what is fuzzed here (unauthenticated requests have their own tests).
         case.headers = {**(case.headers or {}), "x-api-key": API_KEY}
-        response = case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
+        response = case.call(base_url=base_url, timeout=60)
         statuses.add(response.status_code)
+        if _is_gateway_refusal(response):
+            return
+        case.validate_response(response, checks=CHECKS)
 
     run()
 
