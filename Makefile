@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean bench-load fuzz fault-injection
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ integration: install
 e2e: install
 	$(BIN)/python -m pytest -q tests/e2e
 
+## make fuzz: schemathesis against the served /openapi.json with many examples per operation (make test runs a few).
+fuzz: install
+	QUERYALL_FUZZ_EXAMPLES=$${QUERYALL_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/e2e/test_schemathesis.py
+
+## make fault-injection: the fault-injection e2e test over 1,000 tenants (make test runs it over 200).
+fault-injection: install
+	QUERYALL_FAULT_TENANTS=$${QUERYALL_FAULT_TENANTS:-1000} $(BIN)/python -m pytest -q tests/e2e/test_faults.py
+
 template: install
 	$(BIN)/python -m pytest -q tests/template
 
@@ -62,6 +70,10 @@ bench-gateway: install
 ## make bench-local-start: `queryall local serve` to ready and one `local invoke PollFunction`, vs targets.
 bench-local-start: install
 	$(BIN)/python bench/local_start.py
+
+## make bench-load: 50 submitters at once and 500 pollers against the local stack; exits 1 when a target is missed.
+bench-load: install
+	$(BIN)/python bench/load.py
 
 ## make bench-isolation-cost: per-tenant cost of the isolation sandbox vs the ATTACH/DETACH floor.
 bench-isolation-cost: install

@@ -1,7 +1,7 @@
 import pytest
 
-from queryall.errors import Unauthorized
-from queryall.logic.auth import caller_for_api_key
+from queryall.errors import Forbidden, Unauthorized
+from queryall.logic.auth import caller_for_api_key, require_admin
 
 
 def test_valid_key_gives_a_stable_caller_id_that_does_not_reveal_the_key() -> None:
@@ -21,6 +21,16 @@ def test_missing_or_wrong_key_is_unauthorized(presented: str | None) -> None:
 def test_no_configured_keys_accepts_nothing() -> None:
     with pytest.raises(Unauthorized):
         caller_for_api_key("anything", [])
+
+
+def test_admin_key_passes_and_any_other_key_is_forbidden() -> None:
+    require_admin("admin-one", ["other-admin", "admin-one"])  # no exception
+    for presented in (None, "", "user-key", "admin-one ", "ADMIN-ONE"):
+        with pytest.raises(Forbidden) as raised:
+            require_admin(presented, ["admin-one"])
+        assert raised.value.message == "This route needs an admin API key"
+    with pytest.raises(Forbidden):
+        require_admin("anything", [])
 
 
 # --- managed keys and token claims --------------------------------------------------------------

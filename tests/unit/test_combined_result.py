@@ -266,3 +266,22 @@ def test_zero_row_partials_still_contribute_columns() -> None:
 def test_partial_without_leading_bucket_is_an_error() -> None:
     with pytest.raises(ValueError, match="_bucket"):
         merge_partials([pa.table({"x": [1], "_bucket": ["a"]})])
+
+
+def test_meta_counts_skipped_and_errored_tenants_apart() -> None:
+    from queryall.logic.aggregation import CombinedResult
+    from queryall.models.workflow import TenantOutcome
+
+    outcomes = [
+        TenantOutcome(bucket="a", status="ok"),
+        TenantOutcome(bucket="b", status="ok"),
+        TenantOutcome(bucket="c", status="skipped", message="no table payment"),
+        TenantOutcome(bucket="d", status="skipped", message="no table payment"),
+        TenantOutcome(bucket="e", status="skipped", message="no table payment"),
+        TenantOutcome(bucket="f", status="error", message="boom"),
+    ]
+    table = pa.table({"_bucket": pa.array(["a", "b"]), "n": pa.array([1, 2])})
+    meta = CombinedResult(outcomes, table).meta(1.0, 2)
+    assert (meta["databases_queried"], meta["databases_skipped"], meta["databases_errored"]) == (2, 3, 1)
+    assert meta["skipped"] == ["c", "d", "e"]
+    assert meta["errors"] == {"f": "boom"}

@@ -10,6 +10,7 @@ import random
 import string
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +168,23 @@ def test_floats_survive_as_json() -> None:
     item = completed_item(_job(), CombinedResult([TenantOutcome(bucket="a", status="ok")], table), 1.0, 0.0)
     assert json.loads(bz2.decompress(item.rows_bz2), parse_constant=lambda c: 1 / 0) == [["a", "NaN"],
                                                                                           ["a", "-Infinity"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(TEXT.map(json.dumps), min_size=2, max_size=6), cut=st.integers(1, 5), over=st.integers(0, 1))
+def test_fit_never_takes_a_byte_over_its_room_at_the_exact_boundary(rows: list[str], cut: int, over: int) -> None:
+    """The room is exactly the compressed size of a prefix (`over` 0), or one byte less (`over` 1): the
+    search probes that prefix (few rows in one chunk), so a blob one byte over the room would be taken."""
+    k = min(cut, len(rows) - 1)
+    exact = len(bz2.compress(("[" + ",".join(rows[:k]) + "]").encode(), 9))
+    room = exact - over
+    kept, blob = fit_compressed_rows(rows, room)
+    assert len(blob) <= room
+    assert json.loads(bz2.decompress(blob)) == [json.loads(r) for r in rows[:kept]]
+
+
+def test_no_room_even_for_the_empty_list_raises_at_the_exact_boundary() -> None:
+    empty = len(bz2.compress(b"[]", 9))
+    assert fit_compressed_rows(['"a"'], empty) == (0, bz2.compress(b"[]", 9))
+    with pytest.raises(ValueError):
+        fit_compressed_rows(['"a"'], empty - 1)

@@ -176,3 +176,17 @@ def test_bad_job_ids(values: list[str], needle: str) -> None:
 
 def test_a_hundred_ids_with_duplicates_are_fine() -> None:
     assert len(parse_job_ids([str(i) for i in range(100)] * 2)) == 100
+
+
+def test_another_callers_processing_job_is_unknown_not_waited_for(jobs: FakeJobs, clock: FakeClock) -> None:
+    """The owner check in the wait loop itself: a job of another caller that is still processing is
+    neither reported with its progress nor waited for."""
+    theirs = jobs.add(job(owner="key:other"))  # processing, never finishes
+    mine = jobs.add(job(), finishes_at=0.2)
+    data = run(jobs, clock, [theirs, mine], 5.0)
+    assert data["unknown_job_ids"] == [theirs]
+    assert data["remaining_job_ids"] == []
+    assert data["progress"] == {}
+    assert data["timed_out"] is False
+    assert [entry["job_id"] for entry in data["jobs"]] == [mine]
+    assert clock.now < 1.0  # returned when my job finished, not at the timeout

@@ -23,6 +23,7 @@ from queryall.logic.combined_result import merge_partials
 from queryall.logic.distribution import planned_batches
 from queryall.logic.item_fit import ITEM_BUDGET, fit_compressed_rows, item_size
 from queryall.logic.json_rows import column_types
+from queryall.logic.partial_verification import verified_partials
 from queryall.logic.progress import record_final
 from queryall.logic.response_size import LINKS_RESERVE, RESPONSE_BUDGET, escaped_size
 from queryall.logic.result_export import export_result
@@ -94,8 +95,8 @@ def collect(inputs: AggregateInput, partials: PartialResultStore) -> CombinedRes
             error = failed.get(batch.batch_index)
             message = describe_step_error(error) if error else "Batch produced no result"
             return [TenantOutcome(bucket=b, status="error", message=message) for b in batch.buckets], []
-        return summary.outcomes, [pa.ipc.open_stream(partials.get_partial(key)).read_all()
-                                  for key in summary.partial_keys]
+        return verified_partials(summary.outcomes, [pa.ipc.open_stream(partials.get_partial(key)).read_all()
+                                                    for key in summary.partial_keys])
 
     tables: list[pa.Table] = []
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:

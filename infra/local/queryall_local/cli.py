@@ -90,6 +90,11 @@ def _add_local(subparsers: Any) -> None:
     serve.add_argument("--jwt-issuer", metavar="ISS", help="accept Bearer tokens from this issuer (with the next two)")
     serve.add_argument("--jwt-audience", metavar="AUD", help="the audience Bearer tokens must name")
     serve.add_argument("--jwks-url", metavar="URL", help="where the issuer's signing keys (JWKS) are")
+    serve.add_argument(
+        "--faults", default=None, metavar="SPEC",
+        help="local only: make chosen tenants fail, e.g. 'raise=a,b;hang=c;corrupt=d;throttle=e;timeout=f' "
+             "(default: $QUERYALL_FAULTS; see queryall_local/faults.py)",
+    )
     common(serve)
     serve.set_defaults(func=_serve)
 
@@ -165,6 +170,12 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("botocore").setLevel(logging.WARNING)
         logging.getLogger("urllib3").setLevel(logging.WARNING)
 
+    from .faults import Faults, FaultSpecError, LambdaFaults, tenant_faults
+
+    try:
+        faults = Faults.parse(args.faults) if args.faults is not None else Faults.from_environment()
+    except FaultSpecError as error:
+        raise CliError(str(error)) from None
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -178,11 +189,16 @@ def _serve(args: argparse.Namespace) -> int:
                        secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens)
     from .gateway import PortInUseError
 
+    undo = contextlib.ExitStack()
     try:
         try:
             stack.start()
         except PortInUseError:
             raise CliError(f"port {args.port} on {args.host} is already in use; pick another with --port") from None
+        if faults is not None and faults.tenants:
+            undo.enter_context(tenant_faults(faults))
+            stack.runtime.faults = LambdaFaults(faults)
+            print(f"fault injection (local only): {faults.describe()}", file=sys.stderr, flush=True)
         gateway_port = int(stack.url.rsplit(":", 1)[1])
         _wait_until_accepting(args.host, gateway_port)
         print(
@@ -198,6 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stack.stop()
+        undo.close()
     return EXIT_OK
 
 

@@ -40,7 +40,9 @@ MAX_REQUEST_HEAD_BYTES = 10240  # "Total combined size of request line and heade
 # The methods an HTTP API routes (ANY means these); any other method never reaches a function.
 HTTP_API_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 IDLE_TIMEOUT_SECONDS = 30
-_LISTEN_BACKLOG = 128  # a backlog of 5 makes bursts of clients wait for SYN retransmits (~1 s)
+# A backlog of 5 makes bursts of clients wait for SYN retransmits (~1 s); at 128, 500 pollers at once
+# overflowed it and connections were reset (bench/load.py).
+_LISTEN_BACKLOG = 1024
 
 # The errors API Gateway answers itself, in its words (the service's own errors are the
 # {"error": {"code", "message"}} envelope; these never reach a function).

@@ -183,6 +183,9 @@ class LambdaRuntime:
         self._own_patches: contextlib.ExitStack | None = None
         self._background: set[threading.Thread] = set()
         self._background_lock = threading.Lock()
+        # Local fault injection (queryall_local.faults): given a function (logical id) and its payload, an error payload
+        # to answer with instead of running it, or None.
+        self.faults: Callable[[str, bytes], bytes | None] | None = None
 
     # ----------------------------------------------------------------------------- environment
 
@@ -481,6 +484,9 @@ class LambdaRuntime:
         if invocation_type == "Event":
             self.invoke_async(name, body)
             return _response(202, b"", None)
+        injected = self.faults(self.function(name).logical_id, body) if self.faults is not None else None
+        if injected is not None:
+            return _response(200, injected, "Unhandled")
         if getattr(self._in_handler, "depth", 0):  # a handler invoking another (submit -> SqlGuard): no slot
             payload, function_error = self.invoke_raw(name, body)
         else:

@@ -266,11 +266,14 @@ def _stopped_stays_aborted() -> Iterator[None]:
 # ----------------------------------------------------------------------------- DynamoDB writes
 
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+# Reads are locked where the response is built (moto's backend hands the handler the live item).
+_DYNAMODB_READS = ("get_item", "batch_get_item", "query", "scan", "transact_get_items")
 
 
 @contextlib.contextmanager
 def _atomic_dynamodb_writes() -> Iterator[None]:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
 
@@ -285,6 +288,8 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
     with contextlib.ExitStack() as patches:
         for name in _DYNAMODB_WRITES:
             patches.enter_context(mock.patch.object(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name))))
+        for name in _DYNAMODB_READS:
+            patches.enter_context(mock.patch.object(DynamoHandler, name, serialized(getattr(DynamoHandler, name))))
         yield
 
 
@@ -364,7 +369,10 @@ PATCHES: tuple[MotoPatch, ...] = (
         service="dynamodb",
         works_around="DynamoDB applies each item write atomically (its condition and an ADD included); moto "
                      "reads, checks and writes without a lock, so concurrent UpdateItem ADDs lost updates (about "
-                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass.",
+                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass. "
+                     "It also updates an item in place, attribute by attribute, so a concurrent read could see "
+                     "a job completed without its meta (a poll's 500, KeyError 'returned_rows'): reads take "
+                     "the same lock.",
         verified_on="5.2.5",
         apply=_atomic_dynamodb_writes,
     ),
