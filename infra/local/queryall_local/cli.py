@@ -73,6 +73,11 @@ def _add_local(subparsers: Any) -> None:
         help="override a template parameter, e.g. QueryBatchSize=50 (repeatable)",
     )
     serve.add_argument(
+        "--forward-events", default=None, metavar="URL",
+        help="POST each job state-change event (the EventBridge event as JSON) to URL, retrying until it "
+             "answers 2xx (every event is logged either way)",
+    )
+    serve.add_argument(
         "--lambda-concurrency", type=int, default=None, metavar="N",
         help="workflow Lambdas running at once (default: one per CPU core; Map iterations beyond it queue)",
     )
@@ -173,9 +178,21 @@ def _serve(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     overrides = dict(args.parameter)
     overrides.update(_sql_generator_parameters(args))
+    from .event_tap import EventForwarder, log_event
+
+    listeners: list[Callable[[dict], None]] = [log_event]
+    forwarding = contextlib.ExitStack()
+    if args.forward_events:
+        try:
+            forwarder = EventForwarder(args.forward_events)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        forwarder.start(forwarding)
+        listeners.append(forwarder)
     stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port,
                        parameter_overrides=overrides, lambda_concurrency=args.lambda_concurrency,
-                       secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens)
+                       secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens,
+                       event_listeners=listeners)
     from .gateway import PortInUseError
 
     try:
@@ -198,6 +215,7 @@ def _serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stack.stop()
+        forwarding.close()
     return EXIT_OK
 
 

@@ -313,6 +313,17 @@ def _ssm_without_ec2() -> Iterator[None]:
     yield
 
 
+# ----------------------------------------------------------------------------- EventBridge targets
+
+
+def _event_with_account() -> contextlib.AbstractContextManager[Any]:
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    return mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE",
+                             template.replace('"version": "0", ', '"version": "0", "account": "<account>", ', 1))
+
+
 # ----------------------------------------------------------------------------- the registry
 
 PATCHES: tuple[MotoPatch, ...] = (
@@ -358,6 +369,14 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "imports moto.ec2 on first use; the stand-in stays (it behaves as ec2_backends).",
         verified_on="5.2.5",
         apply=_ssm_without_ec2,
+    ),
+    MotoPatch(
+        name="events-target-account",
+        service="events",
+        works_around="A rule's target gets the whole event (account included) when it has no InputTransformer; "
+                     "moto's default input template leaves out `account`.",
+        verified_on="5.2.5",
+        apply=_event_with_account,
     ),
     MotoPatch(
         name="dynamodb-atomic-writes",
