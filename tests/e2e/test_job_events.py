@@ -179,7 +179,12 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_serve_logs_every_event_and_forwards_it_until_the_receiver_takes_it(tenants_dir: Path) -> None:
+def test_serve_logs_every_event_and_forwards_it_until_the_receiver_takes_it(tmp_path: Path) -> None:
+    from queryall_local.seed import seed_tenants
+
+    tenants_dir = tmp_path / "tenants"
+    tenants_dir.mkdir()
+    seed_tenants(tenants_dir, 3)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYALL_")}

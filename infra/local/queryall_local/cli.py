@@ -166,6 +166,14 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The stack's own lines get a handler of their own: Powertools' Logger (service "queryall", built when a
+    # function is first loaded) filters every record whose logger name contains "queryall" off the root
+    # logger's handlers, which silenced every queryall_local line (events included) from then on.
+    own = logging.StreamHandler(sys.stderr)
+    own.setFormatter(logging.root.handlers[0].formatter if logging.root.handlers else None)
+    local_logger = logging.getLogger(__package__)
+    local_logger.addHandler(own)
+    local_logger.propagate = False
     if not args.verbose:
         logging.getLogger("botocore").setLevel(logging.WARNING)
         logging.getLogger("urllib3").setLevel(logging.WARNING)
@@ -216,6 +224,8 @@ def _serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         stack.stop()
         forwarding.close()
+        local_logger.removeHandler(own)
+        local_logger.propagate = True
     return EXIT_OK
 
 
