@@ -191,7 +191,7 @@ class JobStore:
                                       "#created": "created_at"},
             ExpressionAttributeValues={":now": {"N": repr(now)}},
         ):
-            jobs.extend(_to_job(item) for item in page.get("Items", []))
+            jobs.extend(job_from_item(item) for item in page.get("Items", []))
         return jobs
 
 
