@@ -214,3 +214,20 @@ def test_serve_logs_every_event_and_forwards_it_until_the_receiver_takes_it(tmp_
     logged = [json.loads(line.split(" event ", 1)[1]) for line in log.splitlines() if "event_tap: event {" in line]
     assert [(e["detail"]["job_id"], e["detail"]["sequenceNumber"]) for e in logged] == [(job_id, 1), (job_id, 2)]
     assert logged == Receiver.taken
+
+
+def test_a_record_that_fails_is_reported_alone_and_the_others_are_put(local_stack, events: EventQueue) -> None:
+    good, bad = (json.loads((ROOT / "events" / "job_events_stream.json").read_text())["Records"][0] for _ in "ab")
+    good_id, bad_id = str(uuid.uuid4()), str(uuid.uuid4())
+    for record, job_id, sequence in ((good, good_id, "1"), (bad, bad_id, "2")):
+        record["dynamodb"]["SequenceNumber"] = sequence
+        for image in ("OldImage", "NewImage"):
+            record["dynamodb"][image]["job_id"] = {"S": job_id}
+    bad["dynamodb"]["NewImage"]["status"] = {"S": "completed"}  # completed without its meta: no event can say it
+
+    answer = local_stack.runtime.invoke("JobEventsFunction", {"Records": [bad, good]})
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    found = events.until_final([good_id], timeout=10)[good_id]
+    assert [(e["detail"]["currentState"], e["detail"]["error_code"]) for e in found] == [("failed", "query_failed")]
+    assert events.of([bad_id])[bad_id] == []
