@@ -231,3 +231,19 @@ def test_a_record_that_fails_is_reported_alone_and_the_others_are_put(local_stac
     found = events.until_final([good_id], timeout=10)[good_id]
     assert [(e["detail"]["currentState"], e["detail"]["error_code"]) for e in found] == [("failed", "query_failed")]
     assert events.of([bad_id])[bad_id] == []
+
+
+def test_a_job_the_watchdog_fails_puts_its_failure(api: Api, local_stack, events: EventQueue) -> None:
+    job_id = api.submit({"sql": SLOW_SQL})
+    deadline = time.monotonic() + 30
+    while api.request("GET", f"/query-all/jobs/{job_id}").body["data"]["progress"]["databases_total"] is None:
+        assert time.monotonic() < deadline, "job never planned"  # moto stops only an execution under way
+        time.sleep(0.05)
+    arn = local_stack.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + job_id
+    local_stack.client("stepfunctions").stop_execution(executionArn=arn, error="Ops", cause="stopped by hand")
+
+    found = events.until_final([job_id])
+
+    failure = check_history(local_stack, job_id, found[job_id], "failed")
+    assert failure["error_code"] == "execution_aborted"
+    assert failure["error_message"] == job_item(local_stack, job_id)["error_message"]
