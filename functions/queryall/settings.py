@@ -43,6 +43,8 @@ class Settings(BaseModel):
     submits_per_minute: int = Field(60, ge=1)
     managed_key_cache_seconds: int = Field(60, ge=0, le=60)
     refresh_catalog_function: str | None = None
+    # Where the job state-change events go (name or ARN; "default" is the account's default bus).
+    event_bus_name: str | None = None
     query_batch_size: int = Field(100, ge=1, le=500)
     map_max_concurrency: int = Field(40, ge=1, le=40)
     # Above this many target databases the workflow uses a distributed Map (items in S3, ItemBatcher).

@@ -34,7 +34,7 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
         "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
         "GenerateSqlFunction", "SqlPreviewFunction", "ExecutionStatusFunction",
-    } | {"KeysFunction", "TokenApiFunction"}
+    } | {"KeysFunction", "TokenApiFunction", "JobEventsFunction"}
     # (The token API, plain ApiGatewayV2 resources, has one $default route of its own: not these.)
     routes = {v["Properties"]["RouteKey"] for k, v in resources.items()
               if v["Type"] == "AWS::ApiGatewayV2::Route" and k != "TokenApiRoute"}
@@ -51,6 +51,21 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
     substitutions = machine["Properties"]["DefinitionSubstitutions"]
     placeholders = set(re.findall(r"\$\{(\w+)\}", DEFINITION.read_text()))
     assert placeholders == set(substitutions)
+
+
+def test_job_events_come_from_the_jobs_table_stream_at_least_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    resources = transform(packaged(yaml_parse(TEMPLATE.read_text())), {}, OfflinePolicyLoader())["Resources"]
+    assert resources["JobsTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    (mapping,) = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["JobsTable", "StreamArn"]}
+    assert mapping["FunctionName"] == {"Ref": "JobEventsFunction"}
+    assert mapping["BisectBatchOnFunctionError"] is True and mapping["MaximumRetryAttempts"] > 0
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["JobEventsDeadLetterQueue",
+                                                                                        "Arn"]}
+    environment = resources["JobEventsFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
 
 
 def test_duckdb_only_where_needed() -> None:

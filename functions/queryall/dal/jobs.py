@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +37,17 @@ def _to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
 
 
-def _to_job(item: dict[str, Any]) -> Job:
+def job_from_item(item: dict[str, Any]) -> Job:
+    """A job from its item in DynamoDB's attribute-value JSON (as read, or as a stream image holds it)."""
     values = {k: _deserializer.deserialize(v) for k, v in item.items()}
     # Binary attributes come back wrapped; the model holds plain bytes.
     return Job.model_validate({k: v.value if isinstance(v, Binary) else v for k, v in values.items()})
+
+
+def job_from_stream_image(image: dict[str, Any]) -> Job:
+    """A job from a DynamoDB stream record's image, as Lambda hands it over (binary values in base64)."""
+    return job_from_item({name: {"B": base64.b64decode(value["B"])} if "B" in value else value
+                          for name, value in image.items()})
 
 
 class JobStore:
@@ -65,7 +73,7 @@ class JobStore:
             TableName=self.table_name, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return None if item is None else _to_job(item)
+        return None if item is None else job_from_item(item)
 
     def get_many(self, job_ids: Sequence[str], *, summary: bool = False) -> dict[str, Job]:
         """The jobs among job_ids that exist, by id (consistent BatchGetItem reads); with summary, only
@@ -84,7 +92,7 @@ class JobStore:
                 response = client("dynamodb").batch_get_item(RequestItems=pending)
                 items = response.get("Responses", {}).get(self.table_name, [])
                 for item in items:
-                    job = _to_job(item)
+                    job = job_from_item(item)
                     found[job.job_id] = job
                 pending = response.get("UnprocessedKeys") or {}
                 if not pending:
@@ -117,7 +125,7 @@ class JobStore:
                 query["ExclusiveStartKey"] = {"owner": {"S": owner}, "created_at": {"S": start[0]},
                                               "job_id": {"S": start[1]}}
             response = client("dynamodb").query(**query)
-            jobs.extend(_to_job(item) for item in response.get("Items", []))
+            jobs.extend(job_from_item(item) for item in response.get("Items", []))
             last = response.get("LastEvaluatedKey")
             start = (last["created_at"]["S"], last["job_id"]["S"]) if last else None
             if start is None or len(jobs) >= limit:
@@ -148,7 +156,12 @@ class JobStore:
         names = {f"#a{i}": name for i, name in enumerate(values)}
         item_values = {f":v{i}": _serializer.serialize(v) for i, v in enumerate(values.values())}
         item_values[":processing"] = {"S": JobStatus.PROCESSING.value}
-        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+        item_values[":one"] = {"N": "1"}
+        names["#sequence"] = "state_sequence"
+        # Every transition counts itself: the state-change event's sequenceNumber (logic.job_events).
+        # A job created before items counted was at 1.
+        assignments = ", ".join([*(f"#a{i} = :v{i}" for i in range(len(values))),
+                                 "#sequence = if_not_exists(#sequence, :one) + :one"])
         try:
             client("dynamodb").update_item(
                 TableName=self.table_name,
@@ -178,7 +191,7 @@ class JobStore:
                                       "#created": "created_at"},
             ExpressionAttributeValues={":now": {"N": repr(now)}},
         ):
-            jobs.extend(_to_job(item) for item in page.get("Items", []))
+            jobs.extend(job_from_item(item) for item in page.get("Items", []))
         return jobs
 
 

@@ -30,6 +30,7 @@ def new_job(request: JobRequest, owner: str, now: float, ttl_seconds: int) -> Jo
         submitted_at=now,
         expires_at=int(now) + ttl_seconds,
         request=request,
+        state_sequence=1,
     )
 
 

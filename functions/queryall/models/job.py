@@ -59,6 +59,8 @@ class Job(BaseModel):
     expires_at: int
     request: JobRequest
     execution_arn: str | None = None
+    # How many state changes the job has had (1 when created); each transition adds one.
+    state_sequence: int | None = None
     finished_at: str | None = None
     error_code: str | None = None
     error_message: str | None = None

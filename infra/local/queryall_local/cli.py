@@ -73,6 +73,11 @@ def _add_local(subparsers: Any) -> None:
         help="override a template parameter, e.g. QueryBatchSize=50 (repeatable)",
     )
     serve.add_argument(
+        "--forward-events", default=None, metavar="URL",
+        help="POST each job state-change event (the EventBridge event as JSON) to URL, retrying until it "
+             "answers 2xx (every event is logged either way)",
+    )
+    serve.add_argument(
         "--lambda-concurrency", type=int, default=None, metavar="N",
         help="workflow Lambdas running at once (default: one per CPU core; Map iterations beyond it queue)",
     )
@@ -166,6 +171,14 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The stack's own lines get a handler of their own: Powertools' Logger (service "queryall", built when a
+    # function is first loaded) filters every record whose logger name contains "queryall" off the root
+    # logger's handlers, which silenced every queryall_local line (events included) from then on.
+    own = logging.StreamHandler(sys.stderr)
+    own.setFormatter(logging.root.handlers[0].formatter if logging.root.handlers else None)
+    local_logger = logging.getLogger(__package__)
+    local_logger.addHandler(own)
+    local_logger.propagate = False
     if not args.verbose:
         logging.getLogger("botocore").setLevel(logging.WARNING)
         logging.getLogger("urllib3").setLevel(logging.WARNING)
@@ -184,9 +197,21 @@ def _serve(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     overrides = dict(args.parameter)
     overrides.update(_sql_generator_parameters(args))
+    from .event_tap import EventForwarder, log_event
+
+    listeners: list[Callable[[dict], None]] = [log_event]
+    forwarding = contextlib.ExitStack()
+    if args.forward_events:
+        try:
+            forwarder = EventForwarder(args.forward_events)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        forwarder.start(forwarding)
+        listeners.append(forwarder)
     stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port,
                        parameter_overrides=overrides, lambda_concurrency=args.lambda_concurrency,
-                       secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens)
+                       secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens,
+                       event_listeners=listeners)
     from .gateway import PortInUseError
 
     undo = contextlib.ExitStack()
@@ -215,6 +240,9 @@ def _serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         stack.stop()
         undo.close()
+        forwarding.close()
+        local_logger.removeHandler(own)
+        local_logger.propagate = True
     return EXIT_OK
 
 

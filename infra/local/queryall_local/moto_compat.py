@@ -318,6 +318,32 @@ def _ssm_without_ec2() -> Iterator[None]:
     yield
 
 
+# ----------------------------------------------------------------------------- EventBridge targets
+
+
+def _event_with_account() -> contextlib.AbstractContextManager[Any]:
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    return mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE",
+                             template.replace('"version": "0", ', '"version": "0", "account": "<account>", ', 1))
+
+
+@contextlib.contextmanager
+def _used_shard_iterators_forgotten() -> Iterator[None]:
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_records
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        answer = original(self, iterator_arn, limit)
+        self.shard_iterators.pop(iterator_arn, None)  # its successor is in the answer
+        return answer
+
+    with mock.patch.object(DynamoDBStreamsBackend, "get_records", get_records):
+        yield
+
+
 # ----------------------------------------------------------------------------- the registry
 
 PATCHES: tuple[MotoPatch, ...] = (
@@ -363,6 +389,23 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "imports moto.ec2 on first use; the stand-in stays (it behaves as ec2_backends).",
         verified_on="5.2.5",
         apply=_ssm_without_ec2,
+    ),
+    MotoPatch(
+        name="events-target-account",
+        service="events",
+        works_around="A rule's target gets the whole event (account included) when it has no InputTransformer; "
+                     "moto's default input template leaves out `account`.",
+        verified_on="5.2.5",
+        apply=_event_with_account,
+    ),
+    MotoPatch(
+        name="dynamodbstreams-iterators-expire",
+        service="dynamodbstreams",
+        works_around="moto keeps every shard iterator it ever handed out (AWS expires them after 15 minutes); "
+                     "the local stack's stream poller gets a new one with every GetRecords, ~2 KB each, 10 a "
+                     "second. An iterator is forgotten once GetRecords has used it.",
+        verified_on="5.2.5",
+        apply=_used_shard_iterators_forgotten,
     ),
     MotoPatch(
         name="dynamodb-atomic-writes",

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,7 @@ class LocalStack:
         admin_api_key: str = DEFAULT_ADMIN_API_KEY,
         secure_parameters: Mapping[str, str] | None = None,
         bearer_tokens: BearerTokens | None = None,
+        event_listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
     ) -> None:
         if template_path is None:
             template_path = find_repo_root(repo_root) / "template.yaml"
@@ -95,6 +96,8 @@ class LocalStack:
         self.secure_parameters = dict(secure_parameters or {})
         # The JWT authorizer (--jwt-issuer/--jwt-audience/--jwks-url); None accepts API keys only.
         self.bearer_tokens = bearer_tokens
+        # Called with every event the stack puts on its EventBridge bus (event_tap), e.g. to log or forward it.
+        self.event_listeners = list(event_listeners)
         self._spec: StackSpec | None = None
         self._moto: MotoServices | None = None
         self._runtime: LambdaRuntime | None = None
@@ -177,10 +180,24 @@ class LocalStack:
                 scheduler = _Scheduler(spec, runtime)
                 scheduler.start()
                 patches.callback(scheduler.stop)
+                self._start_events(spec, moto, runtime, patches)
             self._patches = patches.pop_all()
         LocalStack._running = self
         LOG.info("local stack started: gateway %s, moto %s", self._gateway and self._gateway.url, self._moto.url)
         return self
+
+    def _start_events(self, spec: StackSpec, moto: MotoServices, runtime: LambdaRuntime,
+                      patches: contextlib.ExitStack) -> None:
+        """The job state-change events: the table stream's consumer, the bus, and the event listeners."""
+        from .event_tap import EVENT_BUS_PARAMETER, EventTap, ensure_event_bus
+        from .table_streams import start_table_streams
+
+        bus = spec.parameters.get(EVENT_BUS_PARAMETER)
+        if bus:
+            moto.on_first_use("events", lambda moto: ensure_event_bus(moto, bus))
+            if self.event_listeners:
+                EventTap(moto, bus, self.event_listeners).start(patches)
+        start_table_streams(spec, moto, runtime, patches)
 
     def stop(self) -> None:
         """Stop scheduler, gateway, runtime and moto and undo every change, in reverse; safe to call twice."""

@@ -160,6 +160,18 @@ class EventRuleSpec:
 
 
 @dataclass(frozen=True)
+class TableStreamSpec:
+    """A function's `DynamoDB` event: an event source mapping reading a table's stream into the function."""
+
+    function: str  # logical id of the consumer function
+    table: str  # logical id of the table whose stream it reads
+    batch_size: int = 100
+    bisect_on_error: bool = False
+    maximum_retry_attempts: int = -1  # -1: until the record leaves the stream
+    report_batch_item_failures: bool = False
+
+
+@dataclass(frozen=True)
 class StackSpec:
     template_path: Path
     root: Path  # directory of the template; CodeUri and DefinitionUri are relative to it
@@ -174,6 +186,7 @@ class StackSpec:
     account_id: str = ACCOUNT_ID
     schedules: list[ScheduleSpec] = field(default_factory=list)
     event_rules: list[EventRuleSpec] = field(default_factory=list)
+    table_streams: list[TableStreamSpec] = field(default_factory=list)
 
     def function(self, name_or_arn: str) -> FunctionSpec | None:
         """The function called ``name_or_arn`` (logical id, function name, full or partial ARN)."""
@@ -525,6 +538,32 @@ def _load_event_rules(logical_id: str, resource: Mapping[str, Any], resolver: _R
     return rules
 
 
+def _load_table_streams(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> list[TableStreamSpec]:
+    streams = []
+    for event_id, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+        if (event or {}).get("Type") != "DynamoDB":
+            continue
+        where = f"Resource {logical_id}, event {event_id}"
+        props = event.get("Properties") or {}
+        source = props.get("Stream")
+        # Only the stream of a table of this template can be read locally.
+        if not (isinstance(source, dict) and isinstance(source.get("Fn::GetAtt"), list)
+                and source["Fn::GetAtt"][1:] == ["StreamArn"]):
+            raise TemplateError(f"{where}: Stream must be !GetAtt <Table>.StreamArn to run locally")
+
+        def value(key: str, default: Any, props: Mapping[str, Any] = props, where: str = where) -> Any:
+            return resolver.resolve(props.get(key, default), f"{where}, property {key}")
+
+        streams.append(TableStreamSpec(
+            function=logical_id, table=source["Fn::GetAtt"][0],
+            batch_size=_as_int(value("BatchSize", 100), where),
+            bisect_on_error=str(value("BisectBatchOnFunctionError", False)).lower() == "true",
+            maximum_retry_attempts=_as_int(value("MaximumRetryAttempts", -1), where),
+            report_batch_item_failures="ReportBatchItemFailures" in (value("FunctionResponseTypes", []) or []),
+        ))
+    return streams
+
+
 def _load_table(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
     where = f"Resource {logical_id}"
     raw_props = resource.get("Properties") or {}
@@ -630,6 +669,7 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     state_machines: dict[str, StateMachineSpec] = {}
     schedules: list[ScheduleSpec] = []
     event_rules: list[EventRuleSpec] = []
+    table_streams: list[TableStreamSpec] = []
     for logical_id, resource in resources.items():
         rtype = (resource or {}).get("Type", "")
         if rtype in _FUNCTION_TYPES:
@@ -638,6 +678,7 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
                 routes_by_api.setdefault(api_name, []).append(route)
             schedules.extend(_load_schedules(logical_id, resource, resolver))
             event_rules.extend(_load_event_rules(logical_id, resource, resolver))
+            table_streams.extend(_load_table_streams(logical_id, resource, resolver))
         elif rtype in _TABLE_TYPES:
             tables[logical_id] = _load_table(logical_id, resource, resolver)
         elif rtype in _BUCKET_TYPES:
@@ -673,4 +714,5 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
         state_machines=state_machines,
         schedules=schedules,
         event_rules=event_rules,
+        table_streams=table_streams,
     )
