@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start bench-latency openapi clean
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ e2e: install
 template: install
 	$(BIN)/python -m pytest -q tests/template
 
-bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start
+bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start bench-latency
 
 ## make bench-fanout: the local pipeline over HTTP vs one process querying every tenant (177 and 1,000).
 bench-fanout: install
@@ -62,6 +62,10 @@ bench-gateway: install
 ## make bench-local-start: `queryall local serve` to ready and one `local invoke PollFunction`, vs targets.
 bench-local-start: install
 	$(BIN)/python bench/local_start.py
+
+## make bench-latency: a small job (one tenant, SELECT 1), submit -> wait returns, p50/p95 and a breakdown by step.
+bench-latency: install
+	$(BIN)/python bench/latency.py
 
 ## make bench-isolation-cost: per-tenant cost of the isolation sandbox vs the ATTACH/DETACH floor.
 bench-isolation-cost: install
