@@ -28,8 +28,8 @@ def test_unverified_names_the_patches_checked_against_another_version() -> None:
 
 def test_each_service_s_patches() -> None:
     assert {patch.name for patch in moto_compat.patches_for("stepfunctions")} == {
-        "sfn-item-batcher", "sfn-parse-once", "sfn-unnamed-executions", "sfn-status-change-events",
-        "sfn-stopped-stays-aborted"}
+        "sfn-item-batcher", "sfn-parse-once", "sfn-lambda-client-once", "sfn-unnamed-executions",
+        "sfn-status-change-events", "sfn-stopped-stays-aborted"}
     assert [patch.name for patch in moto_compat.patches_for("s3")] == []
 
 

@@ -223,6 +223,29 @@ def _json_paths_once() -> Iterator[None]:
         yield
 
 
+# ----------------------------------------------------------------------------- one Lambda client
+
+@contextlib.contextmanager
+def _lambda_client_once() -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    make = lambda_eval_utils.boto_client_for
+    clients: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's own client ignores the task's credentials (fixed test keys), so one per region and service
+        # is the same client; its endpoint (moto's port) stays for as long as the stack runs.
+        with lock:  # clients are thread-safe once made; making them is not
+            client = clients.get(f"{region}/{service}")
+            if client is None:
+                client = clients[f"{region}/{service}"] = make(region=region, service=service)
+            return client
+
+    with mock.patch.object(lambda_eval_utils, "boto_client_for", boto_client_for):
+        yield
+
+
 # ----------------------------------------------------------------------------- unnamed executions
 
 @contextlib.contextmanager
@@ -390,6 +413,15 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "and each parsed JSONPath per text.",
         verified_on="5.2.5",
         apply=_parse_once,
+    ),
+    MotoPatch(
+        name="sfn-lambda-client-once",
+        service="stepfunctions",
+        works_around="moto's Step Functions makes a new boto3 Lambda client for every Lambda task it runs "
+                     "(15-50 ms of CPU on this machine, three times per small job), with fixed test keys "
+                     "whatever the task's credentials. One client per region serves every task.",
+        verified_on="5.2.5",
+        apply=_lambda_client_once,
     ),
     MotoPatch(
         name="sfn-unnamed-executions",
