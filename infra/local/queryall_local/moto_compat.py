@@ -345,11 +345,13 @@ def _stopped_stays_aborted() -> Iterator[None]:
 # ----------------------------------------------------------------------------- DynamoDB writes
 
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_READS = ("get_item", "batch_get_item", "query", "scan", "transact_get_items")
 
 
 @contextlib.contextmanager
 def _atomic_dynamodb_writes() -> Iterator[None]:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
 
@@ -364,6 +366,10 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
     with contextlib.ExitStack() as patches:
         for name in _DYNAMODB_WRITES:
             patches.enter_context(mock.patch.object(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name))))
+        # A read renders the live item (its projection, its attributes for the response) at the level of the
+        # request handler: under the same lock, so it never sees a write half done.
+        for name in _DYNAMODB_READS:
+            patches.enter_context(mock.patch.object(DynamoHandler, name, serialized(getattr(DynamoHandler, name))))
         yield
 
 
@@ -463,7 +469,9 @@ PATCHES: tuple[MotoPatch, ...] = (
         service="dynamodb",
         works_around="DynamoDB applies each item write atomically (its condition and an ADD included); moto "
                      "reads, checks and writes without a lock, so concurrent UpdateItem ADDs lost updates (about "
-                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass.",
+                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass. A read "
+                     "rendering an item while a write changed it failed (\"dictionary changed size during "
+                     "iteration\", a 500 the client retried): reads take the same lock.",
         verified_on="5.2.5",
         apply=_atomic_dynamodb_writes,
     ),
