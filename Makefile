@@ -7,7 +7,7 @@ TENANTS_DIR ?= .queryall/tenants
 TENANTS ?= 40
 PORT ?= 3000
 
-.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean bench-load fuzz fault-injection
+.PHONY: install run seed test lint unit integration e2e template bench bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start openapi clean bench-load fuzz fault-injection bench-latency
 
 $(STAMP): requirements.txt requirements-dev.txt functions/requirements.txt infra/layers/duckdb/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ fault-injection: install
 template: install
 	$(BIN)/python -m pytest -q tests/template
 
-bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start
+bench: bench-item-capacity bench-fanout bench-coldstart bench-isolation-cost bench-gateway bench-local-start bench-latency
 
 ## make bench-fanout: the local pipeline over HTTP vs one process querying every tenant (177 and 1,000).
 bench-fanout: install
@@ -74,6 +74,10 @@ bench-local-start: install
 ## make bench-load: 50 submitters at once and 500 pollers against the local stack; exits 1 when a target is missed.
 bench-load: install
 	$(BIN)/python bench/load.py
+
+## make bench-latency: a small job (one tenant, SELECT 1), submit -> wait returns, p50/p95 and a breakdown by step.
+bench-latency: install
+	$(BIN)/python bench/latency.py
 
 ## make bench-isolation-cost: per-tenant cost of the isolation sandbox vs the ATTACH/DETACH floor.
 bench-isolation-cost: install

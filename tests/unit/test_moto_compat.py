@@ -28,8 +28,8 @@ def test_unverified_names_the_patches_checked_against_another_version() -> None:
 
 def test_each_service_s_patches() -> None:
     assert {patch.name for patch in moto_compat.patches_for("stepfunctions")} == {
-        "sfn-item-batcher", "sfn-unnamed-executions", "sfn-status-change-events",
-        "sfn-stopped-stays-aborted"}
+        "sfn-item-batcher", "sfn-parse-once", "sfn-lambda-client-once", "sfn-unnamed-executions",
+        "sfn-status-change-events", "sfn-stopped-stays-aborted"}
     assert [patch.name for patch in moto_compat.patches_for("s3")] == []
 
 
@@ -86,3 +86,35 @@ def test_a_batcher_is_found_by_state_machine_and_state() -> None:
         assert moto_compat.batcher_for(other, "M") is None
     finally:
         moto_compat._remember_item_batchers(arn, json.dumps({"States": {}}))
+
+
+# In a child process, as above: the patch applied, a definition parsed twice.
+PARSED_TWICE = textwrap.dedent(
+    """
+    import contextlib, sys
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from queryall_local import moto_compat
+
+    with contextlib.ExitStack() as patches:
+        moto_compat.apply("stepfunctions", patches)
+        first, first_tree = AmazonStateLanguageParser.parse(sys.argv[1])
+        second, second_tree = AmazonStateLanguageParser.parse(sys.argv[1])
+        try:
+            AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": {"Type": "Bogus"}}}')
+        except Exception as exc:
+            rejected = type(exc).__name__
+    print(second_tree is first_tree, second is not first, type(second).__name__, rejected)
+    """
+)
+
+
+def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program() -> None:
+    definition = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    result = subprocess.run([sys.executable, "-c", PARSED_TWICE, json.dumps(definition)],
+                            capture_output=True, text=True, timeout=60)
+    # The same tree (parsed once, ItemBatcher taken out as before), a fresh program from it; a broken
+    # definition is still rejected.
+    assert result.stdout.split() == ["True", "True", "Program", "ASLParserException"], result.stderr[-2000:]

@@ -19,6 +19,8 @@ RESULT_FILES = {
     "csv": ("result.csv", "text/csv; charset=utf-8"),
     "parquet": ("result.parquet", "application/vnd.apache.parquet"),
 }
+# Files smaller than this go up in one PutObject (upload_file's own multipart threshold is 8 MB).
+SINGLE_PUT_BYTES = 8 * 1024 * 1024
 
 
 def job_prefix(job_id: str) -> str:
@@ -35,11 +37,13 @@ class ResultStore:
         self.bucket = bucket
 
     def put_file(self, job_id: str, result_format: str, path: Path) -> None:
+        key, content_type = result_key(job_id, result_format), RESULT_FILES[result_format][1]
+        if path.stat().st_size < SINGLE_PUT_BYTES:
+            # One request: upload_file starts a transfer manager and its threads for every file.
+            client("s3").put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
+            return
         # upload_file switches to a multipart upload for large files.
-        client("s3").upload_file(
-            str(path), self.bucket, result_key(job_id, result_format),
-            ExtraArgs={"ContentType": RESULT_FILES[result_format][1]},
-        )
+        client("s3").upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
 
     def presigned_url(self, job_id: str, result_format: str, expires_in: int) -> str:
         """A GET URL for the file; signing is local (no request), so poll pays nothing for it."""

@@ -17,10 +17,11 @@ from queryall.models.job import Job, JobStatus
 MAX_JOB_IDS = 100
 DEFAULT_TIMEOUT_SECONDS = 20.0
 MAX_TIMEOUT_SECONDS = 25.0  # the HTTP API gives up on an integration after 30 s
-# Reads start 50 ms apart and back off to 100 ms: a finish is seen within ~100 ms (the answer is due
+# Reads start 25 ms apart and back off to 100 ms within ~0.3 s: a small job (done a few hundred ms after
+# its submit) is seen within a short interval of its finish, any finish within ~100 ms (the answer is due
 # within 300 ms), and even a 25 s wait makes ~250 small reads of processing jobs, never a hot loop.
-FIRST_INTERVAL_SECONDS = 0.05
-BACKOFF = 1.5
+FIRST_INTERVAL_SECONDS = 0.025
+BACKOFF = 1.3
 MAX_INTERVAL_SECONDS = 0.1
 # A Lambda response carries at most 6 MB; finished jobs past RESPONSE_BUDGET are left for the next wait.
 # Finished jobs are read whole (with their results) a few at a time, so reading stops with the budget.

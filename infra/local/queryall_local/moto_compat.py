@@ -15,6 +15,7 @@ Dropped when moto fixed it (keep the record here, so nobody puts it back):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
@@ -167,6 +168,84 @@ def _item_batcher() -> Iterator[None]:
         yield
 
 
+# ----------------------------------------------------------------------------- parse once
+
+# Parse trees by definition text, at most this many (a stack has one or two state machines; tests make more).
+_PARSE_TREES_KEPT = 32
+
+
+@contextlib.contextmanager
+def _parse_once() -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    parse = AmazonStateLanguageParser.parse  # as the patches applied before this one left it
+    trees: collections.OrderedDict[str, Any] = collections.OrderedDict()
+    lock = threading.Lock()
+
+    def parse_once(definition: str) -> Any:
+        with lock:
+            tree = trees.get(definition)
+            if tree is not None:
+                trees.move_to_end(definition)
+        if tree is None:
+            program, tree = parse(definition)  # a definition that does not parse raises every time
+            with lock:
+                trees[definition] = tree
+                while len(trees) > _PARSE_TREES_KEPT:
+                    trees.popitem(last=False)
+            return program, tree
+        # The tree is only read; the program's components are built afresh, so no execution shares them.
+        return Preprocessor().visit(tree), tree
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_once)))
+        patches.enter_context(_json_paths_once())
+        yield
+
+
+# JSONPath expressions kept parsed, by their text (a state machine has a few dozen).
+_JSON_PATHS_KEPT = 1024
+
+
+@contextlib.contextmanager
+def _json_paths_once() -> Iterator[None]:
+    """Every JSONPath the interpreter evaluates (Parameters, ItemsPath, ResultPath, Choice variables...) is
+    parsed by jsonpath_ng, which builds its PLY parser anew each time (~5 ms, ~20 times a small job). The
+    parsed expressions are only read (``find``, ``update_or_create``), so one per text is shared."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    with contextlib.ExitStack() as patches:
+        for module in (json_path, result_path):
+            parse = functools.lru_cache(maxsize=_JSON_PATHS_KEPT)(module.parse)
+            patches.enter_context(mock.patch.object(module, "parse", parse))
+        yield
+
+
+# ----------------------------------------------------------------------------- one Lambda client
+
+@contextlib.contextmanager
+def _lambda_client_once() -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    make = lambda_eval_utils.boto_client_for
+    clients: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's own client ignores the task's credentials (fixed test keys), so one per region and service
+        # is the same client; its endpoint (moto's port) stays for as long as the stack runs.
+        with lock:  # clients are thread-safe once made; making them is not
+            client = clients.get(f"{region}/{service}")
+            if client is None:
+                client = clients[f"{region}/{service}"] = make(region=region, service=service)
+            return client
+
+    with mock.patch.object(lambda_eval_utils, "boto_client_for", boto_client_for):
+        yield
+
+
 # ----------------------------------------------------------------------------- unnamed executions
 
 @contextlib.contextmanager
@@ -288,6 +367,8 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
     with contextlib.ExitStack() as patches:
         for name in _DYNAMODB_WRITES:
             patches.enter_context(mock.patch.object(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name))))
+        # A read renders the live item (its projection, its attributes for the response) at the level of the
+        # request handler: under the same lock, so it never sees a write half done.
         for name in _DYNAMODB_READS:
             patches.enter_context(mock.patch.object(DynamoHandler, name, serialized(getattr(DynamoHandler, name))))
         yield
@@ -356,6 +437,26 @@ PATCHES: tuple[MotoPatch, ...] = (
         apply=_item_batcher,
     ),
     MotoPatch(
+        name="sfn-parse-once",
+        service="stepfunctions",
+        works_around="moto parses the state machine's definition with its ANTLR grammar on every execution "
+                     "(60-150 ms for this one on this machine, a third of a small job's time), and each JSONPath "
+                     "with a new PLY parser every time it is evaluated (~5 ms, ~20 per small job). The parse "
+                     "tree is kept per definition text (each execution still gets its own components from it), "
+                     "and each parsed JSONPath per text.",
+        verified_on="5.2.5",
+        apply=_parse_once,
+    ),
+    MotoPatch(
+        name="sfn-lambda-client-once",
+        service="stepfunctions",
+        works_around="moto's Step Functions makes a new boto3 Lambda client for every Lambda task it runs "
+                     "(15-50 ms of CPU on this machine, three times per small job), with fixed test keys "
+                     "whatever the task's credentials. One client per region serves every task.",
+        verified_on="5.2.5",
+        apply=_lambda_client_once,
+    ),
+    MotoPatch(
         name="sfn-unnamed-executions",
         service="stepfunctions",
         works_around="AWS names an execution started without a name with a UUID; moto's parser backend uses "
@@ -412,10 +513,10 @@ PATCHES: tuple[MotoPatch, ...] = (
         service="dynamodb",
         works_around="DynamoDB applies each item write atomically (its condition and an ADD included); moto "
                      "reads, checks and writes without a lock, so concurrent UpdateItem ADDs lost updates (about "
-                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass. "
-                     "It also updates an item in place, attribute by attribute, so a concurrent read could see "
-                     "a job completed without its meta (a poll's 500, KeyError 'returned_rows'): reads take "
-                     "the same lock.",
+                     "10% of 1,000 concurrent increments) and two racing conditional writes could both pass. A read "
+                     "rendering an item while a write changed it failed (\"dictionary changed size during "
+                     "iteration\", a 500 the client retried) or saw a job completed without its meta (a poll's 500, "
+                     "KeyError 'returned_rows'): reads take the same lock.",
         verified_on="5.2.5",
         apply=_atomic_dynamodb_writes,
     ),
