@@ -143,3 +143,4 @@ def test_the_local_stack_keeps_its_folder_of_tenants(tmp_path: Path) -> None:
     spec = load_template(stack.template_path, stack._overrides())
     for function in TENANT_READERS:
         assert spec.functions[function].environment["TENANT_DATABASES"] == str(tmp_path / "warehouse_{bucket}.duckdb")
+    assert "TenantsBucket" not in spec.buckets  # CloudFormation would not create it either

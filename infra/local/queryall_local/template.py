@@ -686,10 +686,15 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     state_machines: dict[str, StateMachineSpec] = {}
     schedules: list[ScheduleSpec] = []
     event_rules: list[EventRuleSpec] = []
-    # A resource with a Condition is read whatever the condition says (e.g. the token API, which local
-    # serve starts when given its options); resource_exists() tells what CloudFormation would create.
+    # Functions with a Condition are read whatever it says (e.g. the token API's, which local serve
+    # uses when given its options); tables and buckets, which the local stack creates, only when it holds
+    # (the tenants bucket of a default deploy is not made when the stack serves a folder of tenants).
     for logical_id, resource in resources.items():
         rtype = (resource or {}).get("Type", "")
+        condition = (resource or {}).get("Condition")
+        if (rtype in _TABLE_TYPES | _BUCKET_TYPES and condition is not None
+                and not resolver.condition(condition, f"Resource {logical_id}")):
+            continue
         if rtype in _FUNCTION_TYPES:
             functions[logical_id] = _load_function(logical_id, resource, globals_fn, resolver, root)
             for api_name, route in _load_routes(logical_id, resource, resolver):
