@@ -49,7 +49,7 @@ class Settings(BaseModel):
     map_max_concurrency: int = Field(40, ge=1, le=40)
     # Above this many target databases the workflow uses a distributed Map (items in S3, ItemBatcher).
     distributed_map_threshold: int = Field(1000, ge=1)
-    distributed_map_max_concurrency: int = Field(400, ge=1, le=10_000)
+    distributed_map_max_concurrency: int = Field(100, ge=1, le=10_000)  # template.yaml says why
     query_timeout_seconds: float = Field(30.0, gt=0, le=900)
     # DuckDB's limits for one tenant query: memory (never spilled to disk) and worker threads.
     query_memory_limit_mb: int = Field(1024, ge=64)

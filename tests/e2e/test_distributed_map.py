@@ -4,6 +4,7 @@ ItemBatcher grouping them per QueryBatch, child executions); the combined result
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -88,3 +89,46 @@ def test_distributed_plan_keeps_bucket_names_out_of_the_state(api: Api, local_st
     assert "acme" not in planned  # the targets are in S3 (map-items.json), not in the execution state
     items = local_stack.client("s3").get_object(Bucket=plan["items_bucket"], Key=plan["items_key"])["Body"].read()
     assert [item["bucket"] for item in json.loads(items)][:1] == ["acme"]
+
+
+def test_the_local_stack_runs_the_template_s_express_children(local_stack) -> None:
+    # moto's parser reads EXPRESS children as STANDARD (moto_compat's sfn-express-children); the state
+    # machine the stack created is the template's, Express children and their 280 s task timeout included.
+    sfn = local_stack.client("stepfunctions")
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=local_stack.state_machine_arn)["definition"])
+    processor = definition["States"]["QueryBatchesDistributed"]["ItemProcessor"]
+    assert processor["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    task = processor["States"][processor["StartAt"]]
+    assert task["TimeoutSeconds"] < 300  # an Express child ends at 300 s: the task times out first, caught
+    assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]]
+
+
+def test_cancelling_a_distributed_job_stops_its_child_batches(api: Api, local_stack, threshold, tenants_dir) -> None:
+    from tests.e2e.test_wait_progress_cancel import buckets, job_item, slow_sql
+
+    threshold(2)
+    targets = buckets(tenants_dir, 20)  # two batches of 10 (a batch holds at least 10): two child executions
+    submitted = time.monotonic()
+    job_id = api.submit({"sql": slow_sql(60_000_000), "buckets": targets})
+    while job_item(local_stack, job_id).get("databases_done", 0) in (0, "0"):  # really running
+        assert time.monotonic() - submitted < 60
+        time.sleep(0.05)
+    assert _map_states(local_stack, job_id) == {"QueryBatchesDistributed"}
+    cancelled = api.request("DELETE", f"/query-all/jobs/{job_id}")
+    assert cancelled.status == 200 and cancelled.body["data"]["status"] == "cancelled"
+
+    # Express children are not stopped with their parent on AWS: each batch stops itself at its next
+    # progress update, when it sees the job cancelled. Then the count of done tenants stops moving.
+    done = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done.append(int(job_item(local_stack, job_id).get("databases_done", 0)))
+        if len(done) > 20 and done[-1] == done[-20]:
+            break
+        time.sleep(0.25)
+    assert done[-1] < len(targets)
+    time.sleep(2)
+    item = job_item(local_stack, job_id)
+    assert item["status"] == "cancelled" and int(item["databases_done"]) == done[-1]
+    assert api.request("GET", f"/query-all/jobs/{job_id}").body == {"data": {"job_id": job_id,
+                                                                             "status": "cancelled"}}

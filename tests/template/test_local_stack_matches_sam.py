@@ -17,8 +17,9 @@ import pytest
 from queryall_local.template import StackSpec, load_template, read_template, resolve_locally
 from tests.template.sam_output import ROOT, TEMPLATE, translated
 
-# SAM writes the integration as "arn:...:functions/${PollFunction.Arn}/invocations".
-_INTEGRATION_TARGET = re.compile(r"\$\{(\w+)\.Arn\}")
+# SAM writes the integration as "arn:...:functions/${PollFunction.Arn}/invocations", or with an
+# AutoPublishAlias (SnapStart) as ".../functions/${PollFunctionAliaslive}/invocations": the alias of PollFunction.
+_INTEGRATION_TARGET = re.compile(r"\$\{(\w+?)(?:\.Arn|Alias\w+)\}")
 
 
 @pytest.fixture(scope="module")

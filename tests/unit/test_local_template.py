@@ -120,7 +120,8 @@ def test_intrinsics_resolved_in_environment() -> None:
     query = spec.functions["QueryBatchFunction"].environment
     assert query["RESULTS_BUCKET"] == spec.buckets["ResultsBucket"].name == "queryall-resultsbucket"
     assert query["QUERY_TIMEOUT_SECONDS"] == "30"  # Number parameters reach Lambda as strings
-    assert query["TENANT_DATABASES"] == "/mnt/tenants/warehouse_{bucket}.duckdb"
+    # The default deploy's tenants: s3:// on the bucket the stack creates (test_tenant_storage_template.py).
+    assert query["TENANT_DATABASES"] == f"s3://{spec.buckets['TenantsBucket'].name}/warehouse_{{bucket}}.duckdb"
     for function in spec.functions.values():
         for value in function.environment.values():
             assert "${" not in value and not value.startswith("{'")

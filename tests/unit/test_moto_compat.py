@@ -29,7 +29,7 @@ def test_unverified_names_the_patches_checked_against_another_version() -> None:
 def test_each_service_s_patches() -> None:
     assert {patch.name for patch in moto_compat.patches_for("stepfunctions")} == {
         "sfn-item-batcher", "sfn-parse-once", "sfn-lambda-client-once", "sfn-unnamed-executions",
-        "sfn-status-change-events", "sfn-stopped-stays-aborted"}
+        "sfn-status-change-events", "sfn-stopped-stays-aborted", "sfn-express-children"}
     assert [patch.name for patch in moto_compat.patches_for("s3")] == []
 
 
@@ -59,6 +59,22 @@ def test_moto_still_cannot_parse_an_item_batcher() -> None:
     assert result.stdout.startswith("rejected"), (result.stdout, result.stderr[-2000:])
     stripped = moto_compat.without_item_batchers(json.dumps(definition))
     result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, stripped],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "parsed", result.stderr[-2000:]
+
+
+def test_moto_still_cannot_parse_express_children() -> None:
+    """What sfn-express-children works around; when this fails, moto parses EXPRESS: drop the patch."""
+    definition = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, json.dumps(definition)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("rejected"), (result.stdout, result.stderr[-2000:])
+    read = moto_compat.express_children_as_standard(json.dumps(definition))
+    assert json.loads(read)["States"]["M"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
+    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, read],
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "parsed", result.stderr[-2000:]
 

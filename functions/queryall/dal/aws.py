@@ -21,3 +21,10 @@ def client(service: str) -> Any:
 
 def reset_clients() -> None:
     client.cache_clear()
+
+
+def renew_session() -> None:
+    """New clients on a new default session: a restored SnapStart snapshot holds the old ones' open
+    connections and the credentials the session resolved before the snapshot (see queryall.snapstart)."""
+    client.cache_clear()
+    boto3.DEFAULT_SESSION = None  # boto3.client() sets up a fresh one, which resolves credentials anew

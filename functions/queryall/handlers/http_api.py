@@ -17,6 +17,10 @@ from queryall.handlers.credentials import authenticate
 from queryall.handlers.function import Handler, function_handler
 from queryall.logic import json_input
 from queryall.observability import logger
+from queryall.snapstart import register as register_snapstart_hooks
+
+# Every API function runs with SnapStart (template.yaml): renew what a restored snapshot shares.
+register_snapstart_hooks()
 
 JSON = "application/json"
 _ERRORS = {

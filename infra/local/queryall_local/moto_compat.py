@@ -246,6 +246,40 @@ def _lambda_client_once() -> Iterator[None]:
         yield
 
 
+# ----------------------------------------------------------------------------- Express child executions
+
+
+def express_children_as_standard(definition: str) -> str:
+    """The definition with each distributed Map's ``ExecutionType: EXPRESS`` read as STANDARD.
+
+    moto's ASL grammar accepts only STANDARD there (CreateStateMachine fails on EXPRESS). Its child
+    executions run the same states either way: Task, Retry, Catch and TimeoutSeconds behave alike, so the
+    workflow's own handling of a late or failed batch is exercised locally. What only AWS does to Express
+    children (the 300 s cap on one child, at-most-once runs, no execution history) is in docs/performance.md.
+    """
+    document = json.loads(definition)
+    changed = False
+    for _, state in _map_states(document.get("States", {})):
+        config = (state.get("ItemProcessor") or {}).get("ProcessorConfig") or {}
+        if state.get("Type") == "Map" and config.get("ExecutionType") == "EXPRESS":
+            config["ExecutionType"] = "STANDARD"
+            changed = True
+    return json.dumps(document) if changed else definition
+
+
+@contextlib.contextmanager
+def _express_children() -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    parse = AmazonStateLanguageParser.__dict__["parse"].__func__
+
+    def parse_express_as_standard(definition: str) -> Any:
+        return parse(express_children_as_standard(definition))
+
+    with mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_express_as_standard)):
+        yield
+
+
 # ----------------------------------------------------------------------------- unnamed executions
 
 @contextlib.contextmanager
@@ -455,6 +489,15 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "whatever the task's credentials. One client per region serves every task.",
         verified_on="5.2.5",
         apply=_lambda_client_once,
+    ),
+    MotoPatch(
+        name="sfn-express-children",
+        service="stepfunctions",
+        works_around="moto's ASL grammar accepts only STANDARD as a distributed Map's ExecutionType: "
+                     "CreateStateMachine rejects EXPRESS. The parser reads EXPRESS children as STANDARD ones "
+                     "(same states, retries, catches and timeouts); the stored definition keeps EXPRESS.",
+        verified_on="5.2.5",
+        apply=_express_children,
     ),
     MotoPatch(
         name="sfn-unnamed-executions",

@@ -33,6 +33,7 @@ TENANT_DATABASES_PARAMETER = "TenantDatabases"
 API_KEYS_PARAMETER = "ApiKeysParameterName"
 ADMIN_API_KEYS_PARAMETER = "AdminApiKeysParameterName"
 JOBS_TABLE = "JobsTable"
+RESULTS_BUCKET = "ResultsBucket"
 MAP_CONCURRENCY_PARAMETERS = ("MapMaxConcurrency", "DistributedMapMaxConcurrency")
 
 
@@ -287,6 +288,9 @@ class LocalStack:
 
     @property
     def results_bucket_name(self) -> str:
+        """The results bucket (the template's only bucket, or the one called ResultsBucket)."""
+        if RESULTS_BUCKET in self.spec.buckets:
+            return self.spec.buckets[RESULTS_BUCKET].name
         return _only(self.spec.buckets, "S3 bucket").name
 
     @property

@@ -48,6 +48,7 @@ _PSEUDO_PARAMETERS = {
     "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{STACK_NAME}/local",
 }
 
+_NO_VALUE = object()  # what Ref AWS::NoValue resolves to: its property or list item is dropped
 _SUB_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _ASL_PLACEHOLDER = re.compile(r"\$\{[A-Za-z0-9_.:]+\}")
 
@@ -235,14 +236,48 @@ def read_template(path: Path) -> dict[str, Any]:
 
 
 class _Resolver:
-    def __init__(self, resources: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        resources: Mapping[str, Any],
+        parameters: Mapping[str, str],
+        conditions: Mapping[str, Any] | None = None,
+    ) -> None:
         self._resources = resources
         self._parameters = parameters
+        self._conditions = conditions or {}
+        self._evaluated: dict[str, bool] = {}
+
+    def condition(self, name: Any, where: str) -> bool:
+        """The value of the template's condition ``name`` (Conditions section), with these parameters."""
+        if not isinstance(name, str) or name not in self._conditions:
+            raise TemplateError(f"{where}: unknown condition {name!r}")
+        if name not in self._evaluated:
+            self._evaluated[name] = self._truth(self._conditions[name], f"Condition {name}")
+        return self._evaluated[name]
+
+    def _truth(self, value: Any, where: str) -> bool:
+        # The condition functions CloudFormation allows in a Conditions section.
+        if not (isinstance(value, dict) and len(value) == 1):
+            raise TemplateError(f"{where}: not a condition function: {value!r}")
+        key, arg = next(iter(value.items()))
+        if key == "Condition":
+            return self.condition(arg, where)
+        if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+            left, right = (_stringify(self.resolve(a, where)) for a in arg)
+            return left == right
+        if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+            return not self._truth(arg[0], where)
+        if key == "Fn::And" and isinstance(arg, list):
+            return all(self._truth(a, where) for a in arg)
+        if key == "Fn::Or" and isinstance(arg, list):
+            return any(self._truth(a, where) for a in arg)
+        raise TemplateError(f"{where}: condition function {key} is not supported by the local stack")
 
     def resolve(self, value: Any, where: str) -> Any:
         """Resolve intrinsics in ``value``; ``where`` ("Resource X, property Y") is used in errors."""
         if isinstance(value, list):
-            return [self.resolve(item, where) for item in value]
+            items = [self.resolve(item, where) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -257,13 +292,24 @@ class _Resolver:
                 return self._join(arg, where)
             if key == "Fn::Select":
                 return self._select(arg, where)
+            if key == "Fn::Split":
+                if not (isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str)):
+                    raise TemplateError(f"{where}: Fn::Split needs [delimiter, string]")
+                return str(self.resolve(arg[1], where)).split(arg[0])
+            if key == "Fn::If":
+                if not (isinstance(arg, list) and len(arg) == 3):
+                    raise TemplateError(f"{where}: Fn::If needs [condition, value if true, value if false]")
+                return self.resolve(arg[1] if self.condition(arg[0], where) else arg[2], where)
             if key.startswith("Fn::") or key == "Condition":
                 raise TemplateError(f"{where}: intrinsic {key} is not supported by the local stack")
-        return {k: self.resolve(v, where) for k, v in value.items()}
+        resolved = {k: self.resolve(v, where) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
-    def _ref(self, name: Any, where: str) -> str:
+    def _ref(self, name: Any, where: str) -> Any:
         if not isinstance(name, str):
             raise TemplateError(f"{where}: Ref needs a name, got {name!r}")
+        if name == "AWS::NoValue":  # the property or list item is left out
+            return _NO_VALUE
         if name in _PSEUDO_PARAMETERS:
             return _PSEUDO_PARAMETERS[name]
         if name in self._parameters:
@@ -383,7 +429,16 @@ def resolve_locally(value: Any, template: Mapping[str, Any], parameters: Mapping
     For comparing the local stack's reading of a template with another reader's (the SAM translator
     keeps intrinsics in its output): resolve both sides the same way, then compare.
     """
-    return _Resolver(template["Resources"], parameters).resolve(value, "value")
+    return _Resolver(template["Resources"], parameters, template.get("Conditions")).resolve(value, "value")
+
+
+def resource_exists(logical_id: str, template: Mapping[str, Any], parameters: Mapping[str, str]) -> bool:
+    """Whether CloudFormation creates ``logical_id`` with these parameters (its ``Condition`` holds)."""
+    condition = (template["Resources"].get(logical_id) or {}).get("Condition")
+    if condition is None:
+        return True
+    return _Resolver(template["Resources"], parameters, template.get("Conditions")).condition(
+        condition, f"Resource {logical_id}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +528,8 @@ def _load_function(
     ):
         for key, raw in source.items():
             value = resolver.resolve(raw, f"Resource {logical_id}, {where} variable {key}")
-            environment[key] = _stringify(value)
+            if value is not _NO_VALUE:
+                environment[key] = _stringify(value)
 
     return FunctionSpec(
         logical_id=logical_id,
@@ -659,7 +715,7 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     root = path.parent
     parameters = _parameters(template, dict(parameter_overrides or {}), path)
     resources: dict[str, Any] = template["Resources"]
-    resolver = _Resolver(resources, parameters)
+    resolver = _Resolver(resources, parameters, template.get("Conditions"))
     globals_fn: dict[str, Any] = ((template.get("Globals") or {}).get("Function")) or {}
 
     functions: dict[str, FunctionSpec] = {}
@@ -670,8 +726,15 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     schedules: list[ScheduleSpec] = []
     event_rules: list[EventRuleSpec] = []
     table_streams: list[TableStreamSpec] = []
+    # Functions with a Condition are read whatever it says (e.g. the token API's, which local serve
+    # uses when given its options); tables and buckets, which the local stack creates, only when it holds
+    # (the tenants bucket of a default deploy is not made when the stack serves a folder of tenants).
     for logical_id, resource in resources.items():
         rtype = (resource or {}).get("Type", "")
+        condition = (resource or {}).get("Condition")
+        if (rtype in _TABLE_TYPES | _BUCKET_TYPES and condition is not None
+                and not resolver.condition(condition, f"Resource {logical_id}")):
+            continue
         if rtype in _FUNCTION_TYPES:
             functions[logical_id] = _load_function(logical_id, resource, globals_fn, resolver, root)
             for api_name, route in _load_routes(logical_id, resource, resolver):
