@@ -48,6 +48,15 @@ def test_completion_carries_the_meta_counts_and_the_result_location_never_rows()
     assert "rows" not in detail.model_dump_json().replace("total_rows", "")
 
 
+def test_a_completed_job_without_its_counts_still_gets_its_event_without_meta() -> None:
+    # Retried, such a record would fail every time and hold back its stream shard (seen locally).
+    new = job(JobStatus.COMPLETED, meta=json.dumps({"total_rows": 0}), finished_at="2026-01-01T00:00:02.000Z",
+              state_sequence=2)
+    detail = state_change(job(state_sequence=1), new, "results")
+    assert (detail.currentState, detail.sequenceNumber, detail.meta) == ("completed", 2, None)
+    assert detail.result.bucket == "results"
+
+
 def test_failure_carries_its_error_and_sql_is_cut_to_500_characters() -> None:
     sql = "SELECT " + "1" * 1000
     old = job(request=JobRequest(sql=sql, limit=1))

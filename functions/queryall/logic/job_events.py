@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 
+from pydantic import ValidationError
+
 from queryall.dal.result_files import RESULT_FILES, result_key
 from queryall.models.job import Job, JobStatus
 from queryall.models.job_event import MAX_EVENT_SQL, JobMetaSummary, JobStateChange, ResultLocation
+from queryall.observability import logger
 
 # The sequence of a job written before items counted their transitions.
 _SEQUENCE_WITHOUT_COUNTER = {JobStatus.PROCESSING: 1}
@@ -46,11 +49,22 @@ def state_change(old: Job | None, new: Job | None, results_bucket: str) -> JobSt
         detail.error_code = new.error_code
         detail.error_message = new.error_message
     if new.status is JobStatus.COMPLETED:
-        meta = json.loads(new.meta or "{}")
-        detail.meta = JobMetaSummary.model_validate({name: meta.get(name) for name in JobMetaSummary.model_fields})
+        detail.meta = _meta_summary(new)
         detail.result = ResultLocation(bucket=results_bucket,
                                        keys={name: result_key(new.job_id, name) for name in RESULT_FILES})
     return detail
+
+
+def _meta_summary(job: Job) -> JobMetaSummary | None:
+    # Aggregate always writes every count, but a job completed with less (by hand, or by an older
+    # version) must not become a record that fails on every retry and holds back its stream shard:
+    # its event goes out with `meta: null` (consumers can poll the job), and the gap is logged.
+    meta = json.loads(job.meta or "{}")
+    try:
+        return JobMetaSummary.model_validate({name: meta.get(name) for name in JobMetaSummary.model_fields})
+    except ValidationError:
+        logger.warning("completed job's meta lacks its counts; event without meta", extra={"job_id": job.job_id})
+        return None
 
 
 def _sequence(job: Job) -> int:
