@@ -223,7 +223,7 @@ def test_a_record_that_fails_is_reported_alone_and_the_others_are_put(local_stac
         record["dynamodb"]["SequenceNumber"] = sequence
         for image in ("OldImage", "NewImage"):
             record["dynamodb"][image]["job_id"] = {"S": job_id}
-    bad["dynamodb"]["NewImage"]["status"] = {"S": "completed"}  # completed without its meta: no event can say it
+    bad["dynamodb"]["NewImage"]["status"] = {"S": "exploded"}  # no status a job can have: no event can say it
 
     answer = local_stack.runtime.invoke("JobEventsFunction", {"Records": [bad, good]})
 
