@@ -34,7 +34,7 @@ def test_sam_translator_transforms_the_template(monkeypatch: pytest.MonkeyPatch)
         "QueryBatchFunction", "AggregateFunction", "FailJobFunction", "WaitFunction", "JobsFunction",
         "ResultsFunction", "DocsFunction", "CatalogApiFunction", "RefreshCatalogFunction",
         "GenerateSqlFunction", "SqlPreviewFunction", "ExecutionStatusFunction",
-    } | {"KeysFunction", "TokenApiFunction", "JobEventsFunction"}
+    } | {"KeysFunction", "TokenApiFunction", "JobEventsFunction", "EventSubmitFunction"}
     # (The token API, plain ApiGatewayV2 resources, has one $default route of its own: not these.)
     routes = {v["Properties"]["RouteKey"] for k, v in resources.items()
               if v["Type"] == "AWS::ApiGatewayV2::Route" and k != "TokenApiRoute"}
