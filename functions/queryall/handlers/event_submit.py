@@ -28,6 +28,7 @@ from queryall.handlers.http_api import describe_validation_error
 from queryall.logic import json_input
 from queryall.logic.event_submission import SubmitSource, submit_or_dead_letter
 from queryall.logic.submission import submit_job
+from queryall.models.api import SubmitResponse, SubmittedJob
 from queryall.models.event_submit import EventSubmit
 from queryall.models.job import Job
 from queryall.settings import get_settings
@@ -86,8 +87,7 @@ def _handle(event: Any, context: LambdaContext) -> dict:
                                     dead_letters=_dead_letters())
     if outcome.job_id is None:
         return {"error": outcome.error.model_dump() if outcome.error else None}
-    # What POST /query-all answers with (its 202 body).
-    return {"data": {"job_id": outcome.job_id, "status": "processing"}}
+    return SubmitResponse(data=SubmittedJob(job_id=outcome.job_id)).model_dump()  # POST /query-all's 202 body
 
 
 handler = function_handler(_handle, settings=(
