@@ -99,6 +99,22 @@ def test_eventbridge_submit_makes_the_job_an_http_submit_makes(local_stack, api:
     assert _comparable({k: v for k, v in event_job.items() if k != "reply_to"}) == _comparable(http_job)
 
 
+def test_an_idempotency_key_makes_one_job_and_refuses_another_body(local_stack, dead_letters) -> None:
+    from queryall_local.submits import put_event, send_message
+
+    body = {**_marked(), "idempotency_key": f"nightly-{uuid.uuid4().hex}"}
+    first = put_event(local_stack, {"Source": "s", "DetailType": "Query-All Submit", "Detail": body})
+    again = _invoke(local_stack, body)
+    assert again["data"]["job_id"] == first["job_id"]
+    assert send_message(local_stack, json.dumps(body)) == {"error": "no job was made and nothing reached the "
+                                                                    "dead-letter queue (see the log)"}
+    assert len(_jobs_with_sql(local_stack, {body["sql"]})) == 1
+    other = put_event(local_stack, {"Source": "s", "DetailType": "Query-All Submit",
+                                    "Detail": {**body, "limit": 6}})
+    assert other["dead_letter"]["error_code"] == "conflict", other
+    assert dead_letters() == []
+
+
 def test_an_event_of_another_detail_type_submits_nothing(local_stack, dead_letters) -> None:
     from queryall_local.submits import put_event
 
@@ -185,10 +201,10 @@ def test_a_batch_reports_only_the_message_that_failed_for_a_passing_reason(local
     submit = event_submit._submit
     unavailable = _marked()
 
-    def flaky(request):
+    def flaky(request, context=None):
         if request.sql == unavailable["sql"]:
             raise ServiceUnavailable("SQL validation is unavailable; try again")
-        return submit(request)
+        return submit(request, context)
 
     monkeypatch.setattr(event_submit, "_submit", flaky)
     good = _marked()

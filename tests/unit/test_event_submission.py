@@ -8,7 +8,6 @@ import pytest
 from queryall.errors import InvalidSql, NotFound, ServiceUnavailable
 from queryall.logic.event_submission import SubmitSource, submit_or_dead_letter
 from queryall.models.event_submit import EventSubmit
-from queryall.models.job import Job, JobRequest, JobStatus
 from queryall.observability import metrics
 
 
@@ -20,13 +19,8 @@ class FakeDeadLetters:
         self.sent.append({"body": body, **reason})
 
 
-def _job() -> Job:
-    return Job(job_id="j-1", status=JobStatus.PROCESSING, owner="events", created_at="t", submitted_at=1.0,
-               expires_at=2, request=JobRequest(sql="SELECT 1", limit=1))
-
-
 def _raise(error: Exception):
-    def submit(request: EventSubmit) -> Job:
+    def submit(request: EventSubmit) -> str:
         raise error
 
     return submit
@@ -41,7 +35,7 @@ def _fresh_metrics():
 
 def test_a_job_made_is_reported_and_nothing_dead_lettered() -> None:
     letters = FakeDeadLetters()
-    outcome = submit_or_dead_letter(lambda: EventSubmit(sql="SELECT 1"), lambda request: _job(), original="{}",
+    outcome = submit_or_dead_letter(lambda: EventSubmit(sql="SELECT 1"), lambda request: "j-1", original="{}",
                                     source=SubmitSource.INVOKE, dead_letters=letters)
     assert outcome.job_id == "j-1" and outcome.error is None and letters.sent == []
 
@@ -65,7 +59,7 @@ def test_a_parse_error_is_refused_input_too() -> None:
         raise InvalidRequest("Message body is not valid JSON")
 
     letters = FakeDeadLetters()
-    outcome = submit_or_dead_letter(parse, lambda request: _job(), original="nope", source=SubmitSource.SQS,
+    outcome = submit_or_dead_letter(parse, lambda request: "j-1", original="nope", source=SubmitSource.SQS,
                                     dead_letters=letters)
     assert outcome.error is not None and outcome.error.code == "invalid_request"
     assert letters.sent[0]["source"] == "sqs" and letters.sent[0]["body"] == "nope"

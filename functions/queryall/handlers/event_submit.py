@@ -30,7 +30,6 @@ from queryall.logic.event_submission import SubmitSource, submit_or_dead_letter
 from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitResponse, SubmittedJob
 from queryall.models.event_submit import EventSubmit
-from queryall.models.job import Job
 from queryall.settings import get_settings
 
 
@@ -41,29 +40,45 @@ def _parse(body: Any) -> EventSubmit:
         raise InvalidRequest(describe_validation_error(error)) from None
 
 
-def _submit(request: EventSubmit) -> Job:
+def _submit(request: EventSubmit, context: LambdaContext | None = None) -> str:
+    """The job id of this submit; with an idempotency_key, the one job of (owner, key), as with POST
+    /query-all's Idempotency-Key. Event submits query every tenant (no scope) and take no quota: the
+    configured owner is a trusted integration, and a bulk submit refused for its rate would be dead-lettered."""
     settings = get_settings()
-    return submit_job(
-        request,
-        settings.require("event_submit_owner"),
-        jobs=JobStore(settings.require("jobs_table")),
-        workflow=QueryWorkflow(settings.require("state_machine_arn")),
-        sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
-        now=time.time(),
-        ttl_seconds=settings.job_ttl_seconds,
-        catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
-        documents=JobDocuments(settings.require("results_bucket")),
-        reply_to=request.reply_to,
-    )
+    owner = settings.require("event_submit_owner")
+
+    def submit_now() -> str:
+        return submit_job(
+            request,
+            owner,
+            jobs=JobStore(settings.require("jobs_table")),
+            workflow=QueryWorkflow(settings.require("state_machine_arn")),
+            sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
+            now=time.time(),
+            ttl_seconds=settings.job_ttl_seconds,
+            catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
+            documents=JobDocuments(settings.require("results_bucket")),
+            reply_to=request.reply_to,
+        ).job_id
+
+    if request.idempotency_key is None:
+        return submit_now()
+    from queryall.logic.idempotency import check_idempotency_key, submit_once
+
+    return submit_once(owner, check_idempotency_key(request.idempotency_key),
+                       request.model_dump(mode="json", exclude={"idempotency_key"}), submit_now,
+                       table_name=settings.require("idempotency_table"),
+                       expires_after_seconds=settings.job_ttl_seconds, lambda_context=context)
 
 
 def _dead_letters() -> DeadLetterQueue:
     return DeadLetterQueue(get_settings().require("submit_dead_letter_queue"))
 
 
-def _submit_message(record: SQSRecord) -> None:
+def _submit_message(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     """One message of a batch; raising reports it as a batch item failure (SQS delivers it again)."""
-    submit_or_dead_letter(lambda: _parse(json_input.loads(record.body, "Message body")), _submit,
+    submit_or_dead_letter(lambda: _parse(json_input.loads(record.body, "Message body")),
+                          lambda request: _submit(request, lambda_context),
                           original=record.body, source=SubmitSource.SQS, dead_letters=_dead_letters())
 
 
@@ -83,8 +98,8 @@ def _handle(event: Any, context: LambdaContext) -> dict:
                                         processor=BatchProcessor(event_type=EventType.SQS), context=context)
     source = SubmitSource.EVENTBRIDGE if _is_eventbridge_event(event) else SubmitSource.INVOKE
     body = event["detail"] if source is SubmitSource.EVENTBRIDGE else event
-    outcome = submit_or_dead_letter(lambda: _parse(body), _submit, original=json.dumps(event), source=source,
-                                    dead_letters=_dead_letters())
+    outcome = submit_or_dead_letter(lambda: _parse(body), lambda request: _submit(request, context),
+                                    original=json.dumps(event), source=source, dead_letters=_dead_letters())
     if outcome.job_id is None:
         return {"error": outcome.error.model_dump() if outcome.error else None}
     return SubmitResponse(data=SubmittedJob(job_id=outcome.job_id)).model_dump()  # POST /query-all's 202 body
@@ -92,4 +107,4 @@ def _handle(event: Any, context: LambdaContext) -> dict:
 
 handler = function_handler(_handle, settings=(
     "jobs_table", "state_machine_arn", "sql_guard_function", "results_bucket", "event_submit_owner",
-    "submit_dead_letter_queue"))
+    "submit_dead_letter_queue", "idempotency_table"))

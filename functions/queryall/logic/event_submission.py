@@ -2,7 +2,7 @@
 
 A submit that can never become a job (a 4xx on the HTTP path: invalid body, invalid SQL, unknown table)
 is kept in the dead-letter queue with the reason, logged and counted; nothing is dropped. A submit that
-failed for a passing reason (a 503: the guard or DynamoDB unavailable) is raised instead, so the event
+failed for a passing reason (a 503 or 429: the guard or DynamoDB unavailable) is raised instead, so the event
 source retries it (SQS redelivers the message, Lambda retries an asynchronous invocation) and only then
 dead-letters it (the queue's redrive policy, the function's dead-letter queue).
 """
@@ -18,7 +18,6 @@ from queryall.dal.dead_letters import DeadLetterQueue
 from queryall.errors import QueryAllError
 from queryall.models.api import ErrorDetail
 from queryall.models.event_submit import EventSubmit
-from queryall.models.job import Job
 from queryall.observability import logger, metrics
 
 
@@ -37,21 +36,22 @@ class SubmitOutcome(BaseModel):
 
 def submit_or_dead_letter(
     parse: Callable[[], EventSubmit],
-    submit: Callable[[EventSubmit], Job],
+    submit: Callable[[EventSubmit], str],
     *,
     original: str,
     source: SubmitSource,
     dead_letters: DeadLetterQueue,
 ) -> SubmitOutcome:
-    """``submit(parse())``; a refused submit goes to ``dead_letters`` as ``original`` with the reason."""
+    """``submit(parse())`` (a job id); a refused submit goes to ``dead_letters`` as ``original`` with the
+    reason."""
     try:
-        job = submit(parse())
+        job_id = submit(parse())
     except QueryAllError as error:
-        if error.status_code >= 500:
+        if error.status_code >= 500 or error.status_code == 429:
             raise  # passing: the event source retries it
         logger.warning("event submit refused", extra={"submit_source": source.value, "error_code": error.code,
                                                       "error_message": error.message})
         dead_letters.send(original, source=source.value, error_code=error.code, error_message=error.message)
         metrics.add_metric(name="SubmitsDeadLettered", unit="Count", value=1)
         return SubmitOutcome(error=ErrorDetail(code=error.code, message=error.message))
-    return SubmitOutcome(job_id=job.job_id)
+    return SubmitOutcome(job_id=job_id)
