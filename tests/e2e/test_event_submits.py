@@ -80,7 +80,7 @@ def _marked(sql_prefix: str = "SELECT count(*) AS people") -> dict:
 
 
 def test_direct_invocation_makes_the_job_an_http_submit_makes(local_stack, api: Api) -> None:
-    body = _marked()
+    body = {**_marked(), "timeout_seconds": 120}  # the job deadline's settings are the HTTP submit's too
     answer = _invoke(local_stack, body)
     assert set(answer) == {"data"} and answer["data"]["status"] == "processing"
     _assert_same_job_as_http(local_stack, api, body, answer["data"]["job_id"])

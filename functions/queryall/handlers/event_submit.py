@@ -58,6 +58,8 @@ def _submit(request: EventSubmit, context: LambdaContext | None = None) -> str:
             ttl_seconds=settings.job_ttl_seconds,
             catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
             documents=JobDocuments(settings.require("results_bucket")),
+            default_timeout_seconds=settings.job_timeout_default_seconds,
+            max_timeout_seconds=settings.job_timeout_max_seconds,
             reply_to=request.reply_to,
         ).job_id
 
