@@ -123,7 +123,7 @@ def test_event_rule_buses(local: StackSpec, sam: dict[str, Any], resolve: Any) -
 
 def test_queue_event_sources(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:
     mappings = [resolve(props) for props in _of_type(sam, "AWS::Lambda::EventSourceMapping").values()
-                if ":sqs:" in str(resolve(props["EventSourceArn"]))]
+                if props["EventSourceArn"].get("Fn::GetAtt", [None])[0] in local.queues]
     assert mappings
     queues = {queue.arn: queue.name for queue in local.queues.values()}
     assert sorted((queues[m["EventSourceArn"]], m["FunctionName"], int(m.get("BatchSize", 10)),
