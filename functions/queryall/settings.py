@@ -45,6 +45,9 @@ class Settings(BaseModel):
     refresh_catalog_function: str | None = None
     # Where the job state-change events go (name or ARN; "default" is the account's default bus).
     event_bus_name: str | None = None
+    # Event submits (handlers.event_submit): the owner of their jobs, and where refused input is kept.
+    event_submit_owner: str | None = None
+    submit_dead_letter_queue: str | None = None
     query_batch_size: int = Field(100, ge=1, le=500)
     map_max_concurrency: int = Field(40, ge=1, le=40)
     # Above this many target databases the workflow uses a distributed Map (items in S3, ItemBatcher).

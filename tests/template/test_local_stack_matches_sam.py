@@ -1,5 +1,5 @@
 """The local stack reads template.yaml as SAM does: same functions, handlers, settings, environment,
-routes, tables, buckets, schedules and state machine definition.
+routes, tables, buckets, schedules, event rules, queue event sources and state machine definition.
 
 The SAM translator's output keeps intrinsics (``!Ref JobsTable``); both sides are resolved with the
 local stack's names and ARNs before comparing, so what is compared is the reading (Globals merged,
@@ -114,6 +114,23 @@ def test_event_rules(local: StackSpec, sam: dict[str, Any], resolve: Any) -> Non
         (repr(rule.pattern), local.functions[rule.function].arn) for rule in local.event_rules
     )
     assert local.event_rules  # the watchdog's rule at least
+
+
+def test_event_rule_buses(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:
+    rules = [resolve(props) for props in _of_type(sam, "AWS::Events::Rule").values() if "EventPattern" in props]
+    assert sorted((rule.get("EventBusName", "default"), rule["Targets"][0]["Arn"]) for rule in rules) == sorted(
+        (rule.bus, local.functions[rule.function].arn) for rule in local.event_rules)
+
+
+def test_queue_event_sources(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:
+    mappings = [resolve(props) for props in _of_type(sam, "AWS::Lambda::EventSourceMapping").values()
+                if props["EventSourceArn"].get("Fn::GetAtt", [None])[0] in local.queues]
+    assert mappings
+    queues = {queue.arn: queue.name for queue in local.queues.values()}
+    assert sorted((queues[m["EventSourceArn"]], m["FunctionName"], int(m.get("BatchSize", 10)),
+                   "ReportBatchItemFailures" in (m.get("FunctionResponseTypes") or [])) for m in mappings) == sorted(
+        (source.queue, local.functions[source.function].name, source.batch_size, source.report_batch_item_failures)
+        for source in local.queue_sources)
 
 
 def test_state_machine_definition(local: StackSpec, sam: dict[str, Any], resolve: Any) -> None:

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from queryall.errors import InvalidRequest, NotFound, QueryAllError, RateLimited
 from queryall.handlers.credentials import authenticate
@@ -71,7 +72,8 @@ def error_response(status_code: int, code: str, message: str) -> Response:
     return json_response(status_code, {"error": {"code": code, "message": message}})
 
 
-def _describe_validation_error(error: RequestValidationError) -> str:
+def describe_validation_error(error: RequestValidationError | ValidationError) -> str:
+    """A request's validation problems in one line (also the event submits' reason for a dead letter)."""
     problems = []
     for detail in error.errors()[:5]:
         if detail.get("type") == "json_invalid":
@@ -136,7 +138,7 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response:
-        return error_response(400, "invalid_request", _describe_validation_error(error))
+        return error_response(400, "invalid_request", describe_validation_error(error))
 
     @app.not_found
     def _not_found(_: Exception) -> Response:

@@ -40,6 +40,7 @@ def submit_job(
     admit: Callable[[str, float], None] | None = None,
     default_timeout_seconds: int = 300,
     max_timeout_seconds: int = 900,
+    reply_to: str | None = None,
 ) -> Job:
     """Record the job and start its workflow. ``documents`` keeps a long list of buckets out of the job
     item and the workflow input (see JobRequest). ``scope``: the tenants the caller may query (None: every
@@ -70,6 +71,8 @@ def submit_job(
         scope=recorded_scope(scope),
     )
     job = job_lifecycle.new_job(job_request, owner, now, ttl_seconds)
+    if reply_to is not None:  # an event submit's: its state-change events carry it
+        job = job.model_copy(update={"reply_to": reply_to})
     if buckets is not None and len(json.dumps(buckets)) > INLINE_BUCKETS_BYTES:
         if documents is None:
             raise ValueError("a long list of buckets needs the job documents store")

@@ -61,6 +61,7 @@ class Job(BaseModel):
     execution_arn: str | None = None
     # How many state changes the job has had (1 when created); each transition adds one.
     state_sequence: int | None = None
+    reply_to: str | None = None  # given by an event submit (models.event_submit)
     finished_at: str | None = None
     error_code: str | None = None
     error_message: str | None = None

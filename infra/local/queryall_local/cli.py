@@ -1,4 +1,4 @@
-"""``queryall`` command line: ``queryall local serve|seed|invoke``.
+"""``queryall`` command line: ``queryall local serve|seed|invoke|put-event|send-message``.
 
 Top-level commands are registered in ``_COMMANDS`` so client commands (``queryall query``,
 ``queryall jobs``) can be added next to ``local`` without touching the rest.
@@ -114,6 +114,19 @@ def _add_local(subparsers: Any) -> None:
     invoke.add_argument("-e", "--event", required=True, help="event JSON file ('-' reads stdin)")
     common(invoke)
     invoke.set_defaults(func=_invoke)
+
+    put_event = commands.add_parser(
+        "put-event", help="put a submit event on the local EventBridge bus; print the job made or the DLQ reason")
+    put_event.add_argument("file", metavar="FILE", help="a PutEvents entry, an EventBridge event or just the "
+                                                        "submit body, as JSON ('-' reads stdin)")
+    common(put_event)
+    put_event.set_defaults(func=_put_event)
+
+    send_message = commands.add_parser(
+        "send-message", help="send a submit body to the local SQS queue; print the job made or the DLQ reason")
+    send_message.add_argument("file", metavar="FILE", help="the message body, sent as it is ('-' reads stdin)")
+    common(send_message)
+    send_message.set_defaults(func=_send_message)
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -301,6 +314,47 @@ def _invoke(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(result, indent=2), flush=True)
     return EXIT_OK
+
+
+def _read_text(source: str) -> str:
+    try:
+        return sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def _submit_by_event(args: argparse.Namespace, submit: Callable[[LocalStack], dict[str, Any]]) -> int:
+    """Run ``submit`` on a stack without the HTTP API, print its outcome as JSON (exit 1: no job made)."""
+    tenants_dir = args.tenants_dir or _default_tenants_dir()
+    stack = LocalStack(args.template, tenants_dir, args.api_key or _default_api_key(), with_gateway=False)
+    stack.start()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the outcome
+            outcome = submit(stack)
+    finally:
+        stack.stop()
+    global _EXIT_AT_ONCE
+    _EXIT_AT_ONCE = True
+    print(json.dumps(outcome, indent=2), flush=True)
+    return EXIT_OK if "job_id" in outcome or "job_ids" in outcome else EXIT_FAILED
+
+
+def _put_event(args: argparse.Namespace) -> int:
+    from .submits import put_event
+
+    event = _read_event(args.file)
+    if not isinstance(event, dict):
+        raise CliError(f"event {args.file} must be a JSON object")
+    return _submit_by_event(args, lambda stack: put_event(stack, event))
+
+
+def _send_message(args: argparse.Namespace) -> int:
+    from .submits import send_message
+
+    body = _read_text(args.file)
+    if not body:
+        raise CliError(f"message {args.file} is empty (SQS refuses an empty body)")
+    return _submit_by_event(args, lambda stack: send_message(stack, body))
 
 
 # --------------------------------------------------------------------------------------------

@@ -143,6 +143,11 @@ _ACTIVE: LambdaRuntime | None = None
 _ACTIVE_LOCK = threading.Lock()
 
 
+def active() -> LambdaRuntime | None:
+    """The runtime installed in this process, if any."""
+    return _ACTIVE
+
+
 def _invoke_hook(model: Any = None, params: Mapping[str, Any] | None = None, **_: Any) -> Any:
     runtime = _ACTIVE
     if runtime is None or params is None:

@@ -459,6 +459,56 @@ def _used_shard_iterators_forgotten() -> Iterator[None]:
         yield
 
 
+# ----------------------------------------------------------------------------- EventBridge to Lambda
+
+@contextlib.contextmanager
+def _events_lambda_targets() -> Iterator[None]:
+    import copy
+
+    from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+    from moto.events.models import Rule
+    from moto.events.utils import EventTemplateParser
+    from moto.utilities.arns import parse_arn
+
+    from . import lambda_runtime
+
+    original = Rule.send_to_targets
+
+    def is_lambda(target: dict[str, Any]) -> bool:
+        return parse_arn(target["Arn"]).service == "lambda"
+
+    @functools.wraps(original)
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        functions = [target for target in self.targets if is_lambda(target)]
+        if functions and self.event_pattern.matches_event(original_event):
+            for target in functions:
+                event = dict(original_event)
+                if transform_input:
+                    transformer = target.get("InputTransformer", {})
+                    event = EventTemplateParser.parse(input_template=transformer.get("InputTemplate"),
+                                                      input_paths_map=transformer.get("InputPathsMap", {}),
+                                                      event=event)
+                if isinstance(event, dict):  # moto's own fields, as a target sees them on AWS
+                    event.pop("ingestion-time", None)
+                    if isinstance(event.get("time"), int | float):  # epoch seconds in moto, ISO 8601 on AWS
+                        event["time"] = iso_8601_datetime_without_milliseconds(utcfromtimestamp(event["time"]))
+                runtime = lambda_runtime.active()
+                if runtime is None:
+                    LOG.warning("no local Lambda runtime: event %s for %s not delivered", event.get("id"),
+                                target["Arn"])
+                    continue
+                # As EventBridge does: an asynchronous invocation.
+                runtime.invoke_async(target["Arn"], json.dumps(event).encode())
+        others = [target for target in self.targets if not is_lambda(target)]
+        if others:
+            rest = copy.copy(self)
+            rest.targets = others
+            original(rest, original_event, transform_input)
+
+    with mock.patch.object(Rule, "send_to_targets", send_to_targets):
+        yield
+
+
 # ----------------------------------------------------------------------------- the registry
 
 PATCHES: tuple[MotoPatch, ...] = (
@@ -562,6 +612,15 @@ PATCHES: tuple[MotoPatch, ...] = (
                      "KeyError 'returned_rows'): reads take the same lock.",
         verified_on="5.2.5",
         apply=_atomic_dynamodb_writes,
+    ),
+    MotoPatch(
+        name="events-lambda-targets",
+        service="events",
+        works_around="moto's PutEvents delivers to log groups, archives, SQS, buses and API destinations; a rule "
+                     "with a Lambda target raises NotImplementedError (a 500). Matching events go to the local "
+                     "Lambda runtime as an asynchronous invocation, as EventBridge invokes it.",
+        verified_on="5.2.5",
+        apply=_events_lambda_targets,
     ),
 )
 

@@ -395,15 +395,36 @@ def provision(services: MotoServices, spec: StackSpec) -> None:
             services.client("events").put_rule(
                 Name=schedule.name, ScheduleExpression=schedule.expression, State="ENABLED",
                 Description=f"target: {schedule.function} (fired by the local stack)")
+        events = services.client("events")
         for rule in spec.event_rules:
-            services.client("events").put_rule(
-                Name=rule.name, EventPattern=json.dumps(rule.pattern), State="ENABLED",
-                Description=f"target: {rule.function} (delivered by the local stack)")
+            buses = {bus["Name"] for bus in events.list_event_buses()["EventBuses"]}
+            if rule.bus not in buses:
+                events.create_event_bus(Name=rule.bus)
+            events.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern),
+                            State="ENABLED", Description=f"target: {rule.function}")
+            # PutEvents matches reach the Lambda target through the local runtime (moto_compat,
+            # events-lambda-targets); Step Functions' status changes are delivered by event_rules.RuleTargets.
+            events.put_targets(Rule=rule.name, EventBusName=rule.bus,
+                               Targets=[{"Id": rule.function, "Arn": spec.functions[rule.function].arn}])
+
+    def queues(services: MotoServices) -> None:
+        sqs = services.client("sqs")
+        # A queue's dead-letter queue first: its redrive policy names an existing queue.
+        for queue in sorted(spec.queues.values(), key=lambda queue: queue.dead_letter_queue is not None):
+            attributes = {}
+            if queue.visibility_timeout is not None:
+                attributes["VisibilityTimeout"] = str(queue.visibility_timeout)
+            if queue.dead_letter_queue:
+                attributes["RedrivePolicy"] = json.dumps({
+                    "deadLetterTargetArn": spec.queues_by_name()[queue.dead_letter_queue].arn,
+                    "maxReceiveCount": queue.max_receive_count or 1})
+            sqs.create_queue(QueueName=queue.name, Attributes=attributes)
 
     services.on_first_use("dynamodb", tables)
     services.on_first_use("s3", buckets)
     services.on_first_use("stepfunctions", state_machines)
     services.on_first_use("events", rules)
+    services.on_first_use("sqs", queues)
 
 
 def put_secure_parameter(services: MotoServices, name: str, value: str) -> None:

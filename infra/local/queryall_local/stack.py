@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported when a stack starts: `queryall local` pays only fo
     from .jwt_auth import BearerTokens, Rejection
     from .lambda_runtime import LambdaRuntime
     from .moto_services import MotoServices
+    from .queue_pollers import QueuePollers
     from .template import StackSpec
 
 LOG = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class LocalStack:
         self._moto: MotoServices | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: LocalGateway | None = None
+        self._queue_pollers: QueuePollers | None = None
         self._patches = contextlib.ExitStack()
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -168,6 +170,14 @@ class LocalStack:
                                                                            self.admin_api_key))
             for name, value in self.secure_parameters.items():
                 moto.on_first_use("ssm", lambda moto, name=name, value=value: put_secure_parameter(moto, name, value))
+            if spec.queue_sources:
+                from .queue_pollers import QueuePollers
+
+                pollers = QueuePollers(moto, runtime, spec)
+                patches.callback(pollers.stop)
+                patches.callback(setattr, self, "_queue_pollers", None)
+                self._queue_pollers = pollers
+                moto.on_first_use("sqs", lambda moto: pollers.start())  # SQS queues are made first
             patches.callback(self._drain_executions)  # before the runtime and moto go
             if self.with_gateway:
                 from .gateway import LocalGateway
@@ -274,6 +284,13 @@ class LocalStack:
         if self._moto is None:
             raise RuntimeError("local stack is not started")
         return self._moto
+
+    @property
+    def queue_pollers(self) -> QueuePollers:
+        """The template's SQS event sources, polled into their functions once SQS is first used."""
+        if self._queue_pollers is None:
+            raise RuntimeError("local stack is not started, or its template has no SQS event source")
+        return self._queue_pollers
 
     def client(self, service: str) -> BaseClient:
         """A boto3 client against the stack's moto server."""

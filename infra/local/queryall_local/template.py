@@ -37,6 +37,7 @@ _TABLE_TYPES = {"AWS::DynamoDB::Table"}
 _BUCKET_TYPES = {"AWS::S3::Bucket"}
 _STATE_MACHINE_TYPES = {"AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"}
 _HTTP_API_TYPES = {"AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Api"}
+_QUEUE_TYPES = {"AWS::SQS::Queue"}
 _IMPLICIT_HTTP_API = "ServerlessHttpApi"  # what SAM calls the API it creates for events without ApiId
 
 _PSEUDO_PARAMETERS = {
@@ -150,6 +151,33 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    name: str
+    visibility_timeout: int | None = None
+    dead_letter_queue: str | None = None  # the RedrivePolicy's target, by queue name
+    max_receive_count: int | None = None
+
+    @property
+    def arn(self) -> str:
+        return queue_arn(self.name)
+
+    @property
+    def url(self) -> str:
+        return queue_url(self.name)
+
+
+@dataclass(frozen=True)
+class QueueSourceSpec:
+    """A function's `SQS` event: Lambda polls the queue and hands the function batches of messages."""
+
+    function: str  # logical id of the function
+    queue: str  # queue name
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+
+
+@dataclass(frozen=True)
 class EventRuleSpec:
     """A function's `EventBridgeRule` event: SAM makes it an EventBridge rule (on the default bus unless
     `EventBusName` says otherwise) whose target is the function."""
@@ -186,8 +214,13 @@ class StackSpec:
     region: str = REGION
     account_id: str = ACCOUNT_ID
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    queues: dict[str, QueueSpec] = field(default_factory=dict)
+    queue_sources: list[QueueSourceSpec] = field(default_factory=list)
     event_rules: list[EventRuleSpec] = field(default_factory=list)
     table_streams: list[TableStreamSpec] = field(default_factory=list)
+
+    def queues_by_name(self) -> dict[str, QueueSpec]:
+        return {queue.name: queue for queue in self.queues.values()}
 
     def function(self, name_or_arn: str) -> FunctionSpec | None:
         """The function called ``name_or_arn`` (logical id, function name, full or partial ARN)."""
@@ -206,6 +239,14 @@ def function_arn(name: str) -> str:
 
 def state_machine_arn(name: str) -> str:
     return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
+
+
+def queue_arn(name: str) -> str:
+    return f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+
+
+def queue_url(name: str) -> str:
+    return f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT_ID}/{name}"
 
 
 def function_name_from_identifier(identifier: str) -> str:
@@ -329,6 +370,8 @@ class _Resolver:
             return state_machine_arn(self._state_machine_name(name, props))
         if rtype in _HTTP_API_TYPES:
             return LOCAL_API_ID
+        if rtype in _QUEUE_TYPES:
+            return queue_url(self._queue_name(name, props))
         if rtype in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
             return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"
         # Anything else: its Ref is an opaque physical id the local stack never dereferences.
@@ -353,6 +396,9 @@ class _Resolver:
                 return f"arn:{PARTITION}:s3:::{bucket}"
             if attribute in ("DomainName", "RegionalDomainName"):
                 return f"{bucket}.s3.{URL_SUFFIX}"
+        if rtype in _QUEUE_TYPES and attribute in ("Arn", "QueueName", "QueueUrl"):
+            queue = self._queue_name(name, props)
+            return {"Arn": queue_arn(queue), "QueueName": queue, "QueueUrl": queue_url(queue)}[attribute]
         if rtype in _STATE_MACHINE_TYPES:
             sm_name = self._state_machine_name(name, props)
             if attribute == "Arn":
@@ -418,6 +464,9 @@ class _Resolver:
 
     def _bucket_name(self, name: str, props: Mapping[str, Any]) -> str:
         return self._named(name, props, "BucketName", f"{STACK_NAME}-{name}".lower())
+
+    def _queue_name(self, name: str, props: Mapping[str, Any]) -> str:
+        return self._named(name, props, "QueueName", f"{STACK_NAME}-{name}")
 
     def _state_machine_name(self, name: str, props: Mapping[str, Any]) -> str:
         return self._named(name, props, "Name" if "Name" in props else "StateMachineName", name)
@@ -620,6 +669,36 @@ def _load_table_streams(logical_id: str, resource: Mapping[str, Any], resolver: 
     return streams
 
 
+def _load_queue(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> QueueSpec:
+    where = f"Resource {logical_id}"
+    props = resource.get("Properties") or {}
+    redrive = resolver.resolve(props.get("RedrivePolicy") or {}, f"{where}, property RedrivePolicy")
+    target = redrive.get("deadLetterTargetArn")
+    return QueueSpec(
+        logical_id=logical_id,
+        name=resolver._queue_name(logical_id, props),
+        visibility_timeout=_as_int(resolver.resolve(props["VisibilityTimeout"], where), where)
+        if "VisibilityTimeout" in props else None,
+        dead_letter_queue=str(target).rsplit(":", 1)[1] if target else None,
+        max_receive_count=_as_int(redrive["maxReceiveCount"], where) if "maxReceiveCount" in redrive else None,
+    )
+
+
+def _load_queue_sources(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> list[QueueSourceSpec]:
+    """The function's `SQS` events, as SAM deploys them (event source mappings)."""
+    sources: list[QueueSourceSpec] = []
+    for event_id, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+        if (event or {}).get("Type") != "SQS":
+            continue
+        where = f"Resource {logical_id}, event {event_id}"
+        props = resolver.resolve(event.get("Properties") or {}, where)
+        sources.append(QueueSourceSpec(
+            function=logical_id, queue=str(props["Queue"]).rsplit(":", 1)[1],
+            batch_size=_as_int(props.get("BatchSize", 10), where),
+            report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])))
+    return sources
+
+
 def _load_table(logical_id: str, resource: Mapping[str, Any], resolver: _Resolver) -> TableSpec:
     where = f"Resource {logical_id}"
     raw_props = resource.get("Properties") or {}
@@ -724,6 +803,8 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
     buckets: dict[str, BucketSpec] = {}
     state_machines: dict[str, StateMachineSpec] = {}
     schedules: list[ScheduleSpec] = []
+    queues: dict[str, QueueSpec] = {}
+    queue_sources: list[QueueSourceSpec] = []
     event_rules: list[EventRuleSpec] = []
     table_streams: list[TableStreamSpec] = []
     # Functions with a Condition are read whatever it says (e.g. the token API's, which local serve
@@ -742,6 +823,9 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
             schedules.extend(_load_schedules(logical_id, resource, resolver))
             event_rules.extend(_load_event_rules(logical_id, resource, resolver))
             table_streams.extend(_load_table_streams(logical_id, resource, resolver))
+            queue_sources.extend(_load_queue_sources(logical_id, resource, resolver))
+        elif rtype in _QUEUE_TYPES:
+            queues[logical_id] = _load_queue(logical_id, resource, resolver)
         elif rtype in _TABLE_TYPES:
             tables[logical_id] = _load_table(logical_id, resource, resolver)
         elif rtype in _BUCKET_TYPES:
@@ -776,6 +860,8 @@ def load_template(path: Path | str, parameter_overrides: Mapping[str, Any] | Non
         buckets=buckets,
         state_machines=state_machines,
         schedules=schedules,
+        queues=queues,
+        queue_sources=queue_sources,
         event_rules=event_rules,
         table_streams=table_streams,
     )
