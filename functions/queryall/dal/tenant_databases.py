@@ -103,6 +103,9 @@ class TenantDatabases(ABC):
     # batch, allowed only an alias path re-pointed at each tenant), "session" (a session per tenant,
     # allowed only its own paths) or "none" (the backend needs the network).
     confinement: Confinement = "session"
+    # Opening a tenant is network round trips (S3, MotherDuck): a batch's tenants are worth querying
+    # several at once. Folder tenants are CPU work.
+    opens_over_network = True
 
     def __init__(self, template: str) -> None:
         if template.count("{bucket}") != 1:
@@ -234,6 +237,7 @@ def _first_line(error: BaseException) -> str:
 
 class FolderTenantDatabases(TenantDatabases):
     confinement: Confinement = "alias"
+    opens_over_network = False
 
     def __init__(self, uri_template: str) -> None:
         super().__init__(uri_template.removeprefix("file://"))
