@@ -114,3 +114,31 @@ def test_a_killed_tenant_leaves_its_neighbours_results_intact(sized_tenants: Fol
         assert (by_bucket[killed].message or "").startswith("Query exceeded the"), outcomes
     rows = {r["_bucket"]: (r["n"], r["work"]) for t in tables for r in t.to_pylist()}
     assert rows == {"a": (3, 3), "b": (4, 4), "c": (5, 5), "d": (6, 6)}
+
+
+def test_a_batch_stopped_midway_stops_every_slot_s_worker(sized_tenants: FolderTenantDatabases,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job is cancelled as the first tenant finishes (progress raises): the tenants still running
+    beside it (a minute's work each) are stopped with their workers at once; only a worker that had
+    finished its slot's tenants may be kept idle."""
+    import multiprocessing
+    import time
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(_outcome: object) -> None:
+        raise Cancelled()
+
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
+    query_workers.stop_idle_workers()
+    sql = "SELECT n, (SELECT count(*) FROM range(n)) AS work FROM t"
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_batch(["a", "slow", "slow", "slow"], sized_tenants, sql, 10, None, 60, cancel, concurrency=K, **LIMITS)
+    assert time.monotonic() - started < 20
+    idle = {worker.process.pid for worker in query_workers._idle}
+    assert len(idle) <= 1
+    running = [p for p in multiprocessing.active_children() if p.is_alive() and p.pid not in idle]
+    assert running == [], "a slot's worker is left running"
+    query_workers.stop_idle_workers()
