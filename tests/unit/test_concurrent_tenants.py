@@ -136,7 +136,7 @@ def test_a_batch_stopped_midway_stops_every_slot_s_worker(sized_tenants: FolderT
     started = time.monotonic()
     with pytest.raises(Cancelled):
         run_batch(["a", "slow", "slow", "slow"], sized_tenants, sql, 10, None, 60, cancel, concurrency=K, **LIMITS)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 45  # the slow tenants alone would run 60 s
     idle = {worker.process.pid for worker in query_workers._idle}
     assert len(idle) <= 1
     running = [p for p in multiprocessing.active_children() if p.is_alive() and p.pid not in idle]
