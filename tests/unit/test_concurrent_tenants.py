@@ -142,3 +142,23 @@ def test_a_batch_stopped_midway_stops_every_slot_s_worker(sized_tenants: FolderT
     running = [p for p in multiprocessing.active_children() if p.is_alive() and p.pid not in idle]
     assert running == [], "a slot's worker is left running"
     query_workers.stop_idle_workers()
+
+
+def test_the_job_s_deadline_stops_every_slot(sized_tenants: FolderTenantDatabases,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """K slots, the job's deadline in 2 s: the quick tenants finish, the ones still running in every slot
+    at the deadline are stopped and reported as such, and the batch ends soon after it."""
+    import time
+
+    from queryall.logic.worker_supervisor import DEADLINE_EXCEEDED
+
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
+    sql = "SELECT n, (SELECT count(*) FROM range(n)) AS work FROM t"
+    started = time.monotonic()
+    # Slot s takes tenants s and s + 3: a quick one, then a slow one.
+    outcomes, tables = run_batch(["a", "b", "c", "slow", "slow", "slow"], sized_tenants, sql, 10, None, 60,
+                                 concurrency=3, deadline=time.time() + 2, **LIMITS)
+    assert time.monotonic() - started < 30
+    assert [(o.bucket, o.status) for o in outcomes[:3]] == [("a", "ok"), ("b", "ok"), ("c", "ok")], outcomes
+    assert all(o.status == "error" and o.message == DEADLINE_EXCEEDED for o in outcomes[3:]), outcomes
+    assert {r["_bucket"]: r["work"] for t in tables for r in t.to_pylist()} == {"a": 3, "b": 4, "c": 5}
