@@ -23,6 +23,13 @@ times and their ratio, and checks that the combined rows equal the floor's rows.
 With ``--contention N``, N processes burn CPU while the pipeline's jobs run (not the floor), and each
 job's tenant counts and errors are printed: no tenant may error because the machine is busy.
 
+With ``--backend s3 --s3-latency-ms 20`` the tenants are served from the local stack's S3 (``queryall
+local serve --tenants-backend s3``, N ms before every S3 request) and one run prints: the pipeline's
+time; the S3 floor (K x workers threads, each tenant in a fresh DuckDB instance that loads httpfs,
+ATTACHes it over the same latency-injected S3 and runs the query); the same pipeline with K = 1 (one
+tenant at a time per batch) and at 0 ms; the ratios and whether the targets are met (<= 1.5x the
+floor, >= 5x faster than K = 1).
+
 With ``--tenants-dir`` the tenants are the ``warehouse_<bucket>.duckdb`` files in DIR (not seeded, and
 not modified), and ``--sql NAME=SQL`` (repeatable) names the queries to run on them.
 """
@@ -30,6 +37,7 @@ not modified), and ``--sql NAME=SQL`` (repeatable) names the queries to run on t
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import multiprocessing
 import os
@@ -162,6 +170,7 @@ class LocalServer:
         self.extra = extra
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.moto_url = ""
 
     def __enter__(self) -> LocalServer:
         command = [sys.executable, "-m", "queryall_local", "local", "serve", "--port", "0", *self.extra,
@@ -172,11 +181,12 @@ class LocalServer:
         # The handlers log a line per tenant: to a file, so a full pipe never blocks the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="queryall-bench-", suffix=".log")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline and self.process.poll() is None:
-            match = re.search(r"ready at (http://\S+)", Path(self.log.name).read_text(errors="replace"))
+            log = Path(self.log.name).read_text(errors="replace")
+            match = re.search(r"ready at (http://\S+).*moto (http://\S+)", log)
             if match:
-                self.url = match.group(1)
+                self.url, self.moto_url = match.group(1), match.group(2)
                 return self
             time.sleep(0.05)
         self.process.kill()
@@ -357,6 +367,96 @@ def bench(count: int, args: argparse.Namespace) -> list[dict]:
     return results
 
 
+# ------------------------------------------------------------------------------------------ S3 backend
+
+
+def s3_floor(moto_url: str, buckets: list[str], sql: str, threads: int) -> tuple[float, list[list[Any]]]:
+    """Seconds for `threads` threads to query every tenant in S3, each tenant in a fresh DuckDB instance
+    set up as the sandbox's (httpfs loaded from its wheel, the S3 secret for the local endpoint), and
+    the rows with the bucket first, in the buckets' order."""
+    from queryall.dal.tenant_databases import S3TenantDatabases
+    from queryall_local.s3_tenants import s3_tenant_databases_value
+
+    os.environ.update({"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    backend = S3TenantDatabases(s3_tenant_databases_value())
+    backend.session_setup()  # the credentials, resolved once (as a batch does)
+    wrapped = f"SELECT * FROM ({sql}) LIMIT {LIMIT}"
+
+    def one(bucket: str) -> list[list[Any]]:
+        con = backend.open_session()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET threads = 1")
+            backend.use(con, bucket)
+            return [[bucket, *row] for row in con.execute(wrapped).fetchall()]
+        finally:
+            con.close()
+
+    one(buckets[0])  # warm: httpfs's first load checks its signature (once per process)
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(one, buckets))
+    return time.perf_counter() - started, [row for rows in results for row in rows]
+
+
+def _pipeline(server: LocalServer, sql: str, args: argparse.Namespace, repeat: int) -> tuple[float, list[float], dict]:
+    """The median of `repeat` jobs after a warm-up job, every time, and the last job's poll body
+    (its rows checked by the caller)."""
+    run_job(server.url, sql, args.poll_interval, args.wait, 600)
+    times, body, job_id = [], {}, ""
+    for _ in range(repeat):
+        seconds, job_id, body = run_job(server.url, sql, args.poll_interval, args.wait, 600)
+        times.append(seconds)
+    return statistics.median(times), times, {"job_id": job_id, "body": body}
+
+
+def bench_s3(count: int, args: argparse.Namespace) -> list[dict]:
+    """Tenants in the local S3 with `--s3-latency-ms`: pipeline, floor, K = 1 and 0 ms in one run."""
+    directory = tenants_dir(count, args.root)
+    buckets = sorted(bucket_names(count))
+    parameters = dict(p.split("=", 1) for p in args.parameter)
+    concurrency = int(parameters.get("QueryConcurrency", 8))
+    workers = args.lambda_concurrency or os.cpu_count() or 1
+    extra = ["--lambda-concurrency", str(workers), "--tenants-backend", "s3"]
+    latency = ["--s3-latency-ms", f"{args.s3_latency_ms:g}"]
+    print(f"\n== {count} tenants in S3, {args.s3_latency_ms:g} ms per S3 request, K = {concurrency}, "
+          f"{workers} workflow slots; load average {os.getloadavg()[0]:.1f}", flush=True)
+    results = []
+    for name, sql in (args.sql or QUERIES).items():
+        if args.queries and name not in args.queries:
+            continue
+        _, expected = floor(directory, buckets, sql)
+        with LocalServer(directory, parameters, extra + latency) as server:
+            pipe_s, times, last = _pipeline(server, sql, args, args.repeat)
+            verdict = check(last["body"], all_rows(server.url, last["job_id"], last["body"]), expected)
+            floors = []
+            for _ in range(args.repeat):
+                seconds, rows = s3_floor(server.moto_url, buckets, sql, concurrency * workers)
+                floors.append(seconds)
+            if _normalise(rows) != _normalise(expected):
+                verdict = "MISMATCH the S3 floor's rows differ from the files'"
+        floor_s = statistics.median(floors)
+        with LocalServer(directory, {**parameters, "QueryConcurrency": "1"}, extra + latency) as server:
+            k1_s, k1_times, _ = _pipeline(server, sql, args, max(1, args.repeat // 3))
+        with LocalServer(directory, parameters, extra) as server:
+            zero_s, zero_times, _ = _pipeline(server, sql, args, args.repeat)
+        ratio, speedup = pipe_s / floor_s, k1_s / pipe_s
+        target = (f"target (<= 1.5x floor, >= 5x K=1) "
+                  f"{'met' if ratio <= 1.5 and speedup >= 5 else 'MISSED'}")
+        results.append({"tenants": count, "query": name, "backend": "s3", "s3_latency_ms": args.s3_latency_ms,
+                        "concurrency": concurrency, "workers": workers, "rows": len(expected),
+                        "pipeline_s": pipe_s, "pipeline_times": times, "floor_s": floor_s, "floor_times": floors,
+                        "k1_s": k1_s, "k1_times": k1_times, "zero_latency_s": zero_s, "zero_times": zero_times,
+                        "ratio": ratio, "speedup_over_k1": speedup, "check": verdict, "target": target,
+                        "load_average": os.getloadavg()})
+        print(f"  {name:9s} rows {len(expected):6d}  pipeline {pipe_s:6.3f} s (min {min(times):.3f}, "
+              f"max {max(times):.3f})  floor ({concurrency * workers} threads) {floor_s:6.3f} s  "
+              f"ratio {ratio:4.2f}x  K=1 {k1_s:6.3f} s ({speedup:4.1f}x slower)  at 0 ms {zero_s:6.3f} s  "
+              f"{verdict}  {target}  load {os.getloadavg()[0]:.1f}", flush=True)
+    return results
+
+
 def _start_profiler(server: LocalServer, prefix: Path, count: int) -> subprocess.Popen[bytes]:
     """py-spy sampling the server and its query workers (all threads) into folded stacks."""
     assert server.process is not None
@@ -384,6 +484,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--tenants-dir", type=Path, default=None,
                         help="benchmark the warehouse_<bucket>.duckdb files in this folder instead of seeding")
+    parser.add_argument("--backend", choices=["folder", "s3"], default="folder",
+                        help="s3: tenants in the local S3 (with --s3-latency-ms), against the S3 floor")
+    parser.add_argument("--s3-latency-ms", type=float, default=20.0, metavar="N",
+                        help="with --backend s3: ms added before every S3 request")
     parser.add_argument("--sql", action="append", default=[], metavar="NAME=SQL",
                         help="a query to run instead of the built-in ones (repeatable)")
     args = parser.parse_args()
@@ -393,7 +497,8 @@ def main() -> int:
     if args.queries and args.sql:
         parser.error("--queries picks built-in queries; with --sql, name only the queries to run")
     counts = [0] if args.tenants_dir is not None else args.tenants
-    results = [r for count in counts for r in bench(count, args)]
+    run = bench_s3 if args.backend == "s3" else bench
+    results = [r for count in counts for r in run(count, args)]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0 if all(r["check"].startswith("ok") for r in results) else 1

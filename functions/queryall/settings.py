@@ -59,6 +59,9 @@ class Settings(BaseModel):
     # One thread: a tenant query is milliseconds of work, and a second DuckDB thread per query cost 40%
     # more CPU per job at 1,000 tenants (bench/fanout.py), with batches already running side by side.
     query_threads: int = Field(1, ge=1, le=16)
+    # Tenants a batch queries at once (S3, MotherDuck: opening one is network round trips), each in its
+    # own worker with the limits above: K x QUERY_MEMORY_LIMIT_MB must fit the function's memory.
+    query_concurrency: int = Field(8, ge=1, le=64)
     job_ttl_seconds: int = Field(3600, ge=60)
     # Lifetime of a presigned result URL (never past the job's expiry); SigV4 allows at most 7 days.
     result_url_expiry_seconds: int = Field(900, ge=1, le=604_800)

@@ -27,8 +27,12 @@ def test_workflow_invocations_queue_for_one_slot_per_core(local_stack, monkeypat
     runtime = local_stack.runtime
     running, peak, lock = 0, 0, threading.Lock()
 
+    invoke_raw = runtime.invoke_raw
+
     def slow_invoke_raw(name: str, payload: bytes) -> tuple[bytes, None]:
         nonlocal running, peak
+        if name != "FailJobFunction":  # the stack's own pollers (job events, queues) invoke meanwhile
+            return invoke_raw(name, payload)
         with lock:
             running += 1
             peak = max(peak, running)

@@ -14,7 +14,8 @@ from queryall.settings import get_settings
 @workflow_step(BatchInput, settings=("tenant_databases", "results_bucket", "jobs_table"))
 def handler(event: BatchInput) -> dict:
     settings = get_settings()
-    limits = QueryLimits(settings.query_timeout_seconds, settings.query_memory_limit_mb, settings.query_threads)
+    limits = QueryLimits(settings.query_timeout_seconds, settings.query_memory_limit_mb, settings.query_threads,
+                         settings.query_concurrency)
     return query_batch(event, tenant_databases(settings.require("tenant_databases")),
                        PartialResultStore(settings.require("results_bucket")),
                        JobProgressCounters(settings.require("jobs_table")), limits).model_dump()

@@ -21,6 +21,9 @@ class QueryLimits:
     timeout_seconds: float
     memory_limit_mb: int
     threads: int
+    # Tenants of a batch queried at once when opening them waits on the network (S3, MotherDuck);
+    # folder tenants are CPU work and run one at a time (docs/performance.md).
+    concurrency: int = 1
 
 
 def _log_tenant(outcome: TenantOutcome) -> None:
@@ -49,6 +52,7 @@ def query_batch(batch_input: BatchInput, tenants: TenantDatabases, partials: Par
             batch.buckets, tenants, batch_input.sql, batch_input.limit, batch_input.table, limits.timeout_seconds,
             on_tenant=on_tenant, memory_limit_mb=limits.memory_limit_mb, threads=limits.threads,
             deadline=batch_input.deadline,
+            concurrency=limits.concurrency if tenants.opens_over_network else 1,
         )
         progress.flush()
     except JobNoLongerProcessing:

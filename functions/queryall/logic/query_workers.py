@@ -24,6 +24,7 @@ import atexit
 import hashlib
 import multiprocessing
 import os
+import queue
 import shutil
 import threading
 import time
@@ -226,11 +227,12 @@ def _take_idle(key: WorkerKey) -> QueryWorker | None:
     return None
 
 
-def _keep_idle(worker: QueryWorker) -> None:
+def _keep_idle(worker: QueryWorker, concurrency: int = 1) -> None:
+    cap = _MAX_IDLE_WORKERS * concurrency  # a batch of K concurrent tenants leaves K workers idle
     with _idle_lock:
         _forget_inherited()
         _idle.append(worker)
-        evicted = _idle[:-_MAX_IDLE_WORKERS] if len(_idle) > _MAX_IDLE_WORKERS else []
+        evicted = _idle[:-cap] if len(_idle) > cap else []
         del _idle[: len(evicted)]
     for old in evicted:
         old.stop()
@@ -248,9 +250,12 @@ def stop_idle_workers() -> None:
 
 
 def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
-                    key: WorkerKey, deadline: float | None = None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
+                    key: WorkerKey, deadline: float | None = None, concurrency: int = 1,
+                    running: set[QueryWorker] | None = None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
     """Each tenant's outcome and rows, in order, from an idle worker when there is one, and from fresh
-    ones after a worker stops (`worker_supervisor` decides when, and when the batch stops early)."""
+    ones after a worker stops (`worker_supervisor` decides when, and when the batch stops early).
+    `running` holds the worker at work, so that another thread can stop it (a slot of a concurrent
+    batch, `_run_concurrently`)."""
     batch = BatchSupervisor(buckets, _limits(key), deadline)
     while batch.remaining:
         cut = batch.cut_short(time.monotonic())  # past the deadline: no worker is started for the rest
@@ -260,16 +265,79 @@ def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limi
             return
         worker = _take_idle(key) or QueryWorker(tenants, key)
         left = len(batch.remaining)
+        if running is not None:
+            running.add(worker)
         try:
             yield from worker.run(batch, sql, limit, table)
         finally:
+            if running is not None:
+                running.discard(worker)
             # Closed early (the job was cancelled) or stopped: the worker is in the middle of a batch.
             if worker.reusable:
-                _keep_idle(worker)
+                _keep_idle(worker, concurrency)
             else:
                 worker.stop()
         for outcome, _ in batch.worker_stopped(left):
             yield outcome, None
+
+
+_SLOT_DONE = object()
+
+
+def _run_concurrently(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
+                      key: WorkerKey, concurrency: int,
+                      deadline: float | None = None) -> Iterator[tuple[int, TenantOutcome, pa.Table | None]]:
+    """Each tenant's position in `buckets`, outcome and rows, as they finish, from up to `concurrency`
+    slots at once. A slot is a thread following its own workers (`_run_in_workers`): each of its workers
+    runs one tenant at a time in its own sandboxed session, with that tenant's timeout, memory limit and
+    kill, so a slot's tenant never shares a session, a process or a limit with a neighbour's. Slot `s`
+    takes the tenants at positions s, s + K, s + 2K… (tenants of one batch are alike, so an even split
+    is as good as a shared queue, and each slot's tenants stay in order)."""
+    slots = max(1, min(concurrency, len(buckets)))
+    if slots == 1:
+        for position, (outcome, rows) in enumerate(_run_in_workers(buckets, tenants, sql, limit, table, key,
+                                                                   deadline)):
+            yield position, outcome, rows
+        return
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    stopping = threading.Event()
+    running: set[QueryWorker] = set()
+
+    def slot(first: int) -> None:
+        results = _run_in_workers(buckets[first::slots], tenants, sql, limit, table, key, deadline, slots, running)
+        try:
+            for index, (outcome, rows) in enumerate(results):
+                finished.put((first + index * slots, outcome, rows))
+                if stopping.is_set():
+                    break
+        except BaseException as error:  # raised again in the batch's thread
+            finished.put(error)
+        finally:
+            results.close()
+            finished.put(_SLOT_DONE)
+
+    threads = [threading.Thread(target=slot, args=(first,), name=f"query-slot-{first}", daemon=True)
+               for first in range(slots)]
+    for thread in threads:
+        thread.start()
+    try:
+        done = 0
+        while done < slots:
+            item = finished.get()
+            if item is _SLOT_DONE:
+                done += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        # Closed early (the job was cancelled): the other slots' workers are stopped in the middle of
+        # their tenants, as a single worker is.
+        stopping.set()
+        for worker in list(running):
+            worker.process.kill()
+        for thread in threads:
+            thread.join()
 
 
 def run_batch(
@@ -284,12 +352,15 @@ def run_batch(
     memory_limit_mb: int,
     threads: int,
     deadline: float | None = None,
+    concurrency: int = 1,
 ) -> tuple[list[TenantOutcome], list[pa.Table]]:
-    """Runs the query on every bucket of a batch. One tenant's failure never stops the others; the job's
-    `deadline` (epoch seconds) and the circuit breaker stop the batch early (`worker_supervisor`).
+    """Runs the query on every bucket of a batch, up to `concurrency` tenants at once (each in its own
+    worker and session). One tenant's failure never stops the others; the job's `deadline` (epoch
+    seconds) and the circuit breaker stop the batch early (`worker_supervisor`; each concurrent slot
+    has its own supervisor, so its own breaker).
 
-    Returns the outcomes and the tenants' rows grouped into one table per distinct schema, each with
-    `_bucket` as the first column.
+    Returns the outcomes (in the batch's order) and the tenants' rows grouped into one table per distinct
+    schema, each with `_bucket` as the first column, the tenants in the batch's order.
     """
     try:
         # Checked again where it runs: the workflow can be started by other paths than submit.
@@ -302,22 +373,24 @@ def run_batch(
     except Exception as error:  # e.g. no credentials or token to open the databases with
         message = f"Could not start the query session: {short_error(error)}"
         return [TenantOutcome(bucket=b, status="error", message=message) for b in buckets], []
-    outcomes: list[TenantOutcome] = []
-    by_schema: dict[pa.Schema, list[pa.Table]] = {}
+    finished: list[tuple[int, TenantOutcome, pa.Table | None]] = []
     # The supervisor keeps time on the monotonic clock; the deadline is the job's, on the wall clock.
     monotonic_deadline = None if deadline is None else time.monotonic() + (deadline - time.time())
-    results = _run_in_workers(buckets, tenants, sql, limit, table, key, monotonic_deadline)
+    results = _run_concurrently(buckets, tenants, sql, limit, table, key, concurrency, monotonic_deadline)
     try:
-        for result_outcome, table_rows in results:
-            outcomes.append(result_outcome)
+        for result in results:
+            finished.append(result)
             if on_tenant is not None:
-                on_tenant(result_outcome)
-            # Empty answers are kept too: they carry the columns even when no tenant has rows.
-            if table_rows is not None:
-                bucket = result_outcome.bucket
-                bucket_column = pa.repeat(pa.scalar(bucket, pa.string()), table_rows.num_rows)
-                labelled = table_rows.add_column(0, "_bucket", bucket_column)
-                by_schema.setdefault(labelled.schema, []).append(labelled)
+                on_tenant(result[1])
     finally:
-        results.close()  # an on_tenant that stops the batch stops the worker too
-    return outcomes, [pa.concat_tables(tables) for tables in by_schema.values()]
+        results.close()  # an on_tenant that stops the batch stops the workers too
+    finished.sort(key=lambda result: result[0])
+    by_schema: dict[pa.Schema, list[pa.Table]] = {}
+    for _, result_outcome, table_rows in finished:
+        # Empty answers are kept too: they carry the columns even when no tenant has rows.
+        if table_rows is not None:
+            bucket = result_outcome.bucket
+            bucket_column = pa.repeat(pa.scalar(bucket, pa.string()), table_rows.num_rows)
+            labelled = table_rows.add_column(0, "_bucket", bucket_column)
+            by_schema.setdefault(labelled.schema, []).append(labelled)
+    return [outcome for _, outcome, _ in finished], [pa.concat_tables(tables) for tables in by_schema.values()]

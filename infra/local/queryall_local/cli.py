@@ -81,6 +81,15 @@ def _add_local(subparsers: Any) -> None:
         "--lambda-concurrency", type=int, default=None, metavar="N",
         help="workflow Lambdas running at once (default: one per CPU core; Map iterations beyond it queue)",
     )
+    serve.add_argument(
+        "--tenants-backend", choices=["folder", "s3"], default="folder",
+        help="folder: read --tenants-dir in place; s3: upload its databases to the local S3 at start and "
+             "read them with the s3:// backend",
+    )
+    serve.add_argument(
+        "--s3-latency-ms", type=float, default=0.0, metavar="N",
+        help="add N ms before every S3 request the local stack serves (network-bound behaviour on one machine)",
+    )
     generator = serve.add_argument_group("question mode (template parameters SqlGenerator…)")
     generator.add_argument("--sql-generator", choices=["none", "bedrock", "openai", "motherduck"], default=None,
                            help="what turns a question into SQL (default: none, questions fail generation_failed)")
@@ -224,7 +233,8 @@ def _serve(args: argparse.Namespace) -> int:
     stack = LocalStack(args.template, tenants_dir, api_key, host=args.host, port=args.port,
                        parameter_overrides=overrides, lambda_concurrency=args.lambda_concurrency,
                        secure_parameters=_sql_generator_secrets(args), bearer_tokens=bearer_tokens,
-                       event_listeners=listeners)
+                       event_listeners=listeners, tenants_backend=args.tenants_backend,
+                       s3_latency_ms=args.s3_latency_ms)
     from .gateway import PortInUseError
 
     undo = contextlib.ExitStack()
@@ -242,8 +252,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             f"queryall local stack ready at {stack.url} - api key {api_key}, admin key {stack.admin_api_key}, "
             f"tenants {tenants_dir} "
-            f"({_count_databases(tenants_dir)} databases)"
-            + (f", bearer tokens from {args.jwt_issuer}" if bearer_tokens else ""),
+            f"({_count_databases(tenants_dir)} databases{', in S3' if args.tenants_backend == 's3' else ''})"
+            + (f", bearer tokens from {args.jwt_issuer}" if bearer_tokens else "")
+            + f", moto {stack.moto_url}",
             flush=True,
         )
         while not stop.wait(0.5):

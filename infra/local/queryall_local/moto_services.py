@@ -10,11 +10,13 @@ them: a second stack in the same process starts from an empty account.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import json
 import logging
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -147,8 +149,15 @@ class MotoServices:
     _running: MotoServices | None = None
     _running_lock = threading.Lock()
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True,
+                 s3_latency_ms: float = 0.0) -> None:
         self._host = host
+        # Added before every S3 request served (over HTTP and in-process alike), so that network-bound
+        # behaviour (tenant databases in S3) shows on one machine; it may be changed while serving.
+        self.s3_latency_ms = s3_latency_ms
+        # Requests served, by moto's service name (counting S3 requests per tenant, for instance).
+        self.request_counts: collections.Counter[str] = collections.Counter()
+        self._counts_lock = threading.Lock()
         self._quiet = quiet
         self._requested_port = port
         self._port: int | None = None
@@ -192,6 +201,10 @@ class MotoServices:
         return service in self._used
 
     def _on_request(self, service: str) -> None:
+        with self._counts_lock:
+            self.request_counts[service] += 1
+        if service == "s3" and self.s3_latency_ms > 0:
+            time.sleep(self.s3_latency_ms / 1000)  # each request its own thread: requests wait side by side
         if service in self._used:
             return
         with self._first_use_lock:  # other threads wait until the service is set up

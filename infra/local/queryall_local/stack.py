@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # imported when a stack starts: `queryall local` pays only for what a command uses
     from botocore.client import BaseClient
@@ -31,6 +31,7 @@ DEFAULT_ADMIN_API_KEY = "local-admin-key"
 TENANT_DATABASE_PATTERN = "warehouse_{bucket}.duckdb"
 # Template parameters the local stack fills in itself (when the template declares them).
 TENANT_DATABASES_PARAMETER = "TenantDatabases"
+TENANT_DATABASES_BUCKET_PARAMETER = "TenantDatabasesBucket"
 API_KEYS_PARAMETER = "ApiKeysParameterName"
 ADMIN_API_KEYS_PARAMETER = "AdminApiKeysParameterName"
 JOBS_TABLE = "JobsTable"
@@ -81,6 +82,8 @@ class LocalStack:
         secure_parameters: Mapping[str, str] | None = None,
         bearer_tokens: BearerTokens | None = None,
         event_listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
+        tenants_backend: Literal["folder", "s3"] = "folder",
+        s3_latency_ms: float = 0.0,
     ) -> None:
         if template_path is None:
             template_path = find_repo_root(repo_root) / "template.yaml"
@@ -100,6 +103,9 @@ class LocalStack:
         self.bearer_tokens = bearer_tokens
         # Called with every event the stack puts on its EventBridge bus (event_tap), e.g. to log or forward it.
         self.event_listeners = list(event_listeners)
+        # "s3": the tenant folder's databases are uploaded to the local S3 at start and read from there.
+        self.tenants_backend = tenants_backend
+        self.s3_latency_ms = s3_latency_ms  # added before every S3 request moto serves
         self._spec: StackSpec | None = None
         self._moto: MotoServices | None = None
         self._runtime: LambdaRuntime | None = None
@@ -116,6 +122,12 @@ class LocalStack:
         overrides: dict[str, Any] = {}
         if self.tenants_dir is not None and TENANT_DATABASES_PARAMETER in declared:
             overrides[TENANT_DATABASES_PARAMETER] = tenant_databases_value(self.tenants_dir)
+            if self.tenants_backend == "s3":
+                from .s3_tenants import TENANTS_S3_BUCKET, s3_tenant_databases_value
+
+                overrides[TENANT_DATABASES_PARAMETER] = s3_tenant_databases_value()
+                if TENANT_DATABASES_BUCKET_PARAMETER in declared:
+                    overrides[TENANT_DATABASES_BUCKET_PARAMETER] = TENANTS_S3_BUCKET
         # Plans spread batches over the Map's concurrency; here that is what this machine runs at once.
         for name in MAP_CONCURRENCY_PARAMETERS:
             if name in declared:
@@ -143,7 +155,7 @@ class LocalStack:
         # boto3's default session, Powertools' log keys, moto patches) is entered here, and undone in
         # reverse by stop() or, if a step fails, right here.
         with contextlib.ExitStack() as patches:
-            moto = MotoServices()
+            moto = MotoServices(s3_latency_ms=self.s3_latency_ms)
             moto.start(patches)
             patches.callback(setattr, self, "_moto", None)
             self._moto = moto
@@ -178,6 +190,12 @@ class LocalStack:
                 patches.callback(setattr, self, "_queue_pollers", None)
                 self._queue_pollers = pollers
                 moto.on_first_use("sqs", lambda moto: pollers.start())  # SQS queues are made first
+            if self.tenants_backend == "s3" and self.tenants_dir is not None:
+                from .s3_tenants import upload_tenants
+
+                latency, moto.s3_latency_ms = moto.s3_latency_ms, 0.0  # the set-up is not what is measured
+                upload_tenants(moto, self.tenants_dir)
+                moto.s3_latency_ms = latency
             patches.callback(self._drain_executions)  # before the runtime and moto go
             if self.with_gateway:
                 from .gateway import LocalGateway
