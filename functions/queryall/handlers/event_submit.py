@@ -8,7 +8,6 @@ whoever may put an event on the bus or a message on the queue submits as that ow
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,18 +15,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from queryall.dal.catalog import CatalogStore
 from queryall.dal.dead_letters import DeadLetterQueue
-from queryall.dal.job_documents import JobDocuments
-from queryall.dal.jobs import JobStore
-from queryall.dal.sql_guard_client import SqlGuardClient
-from queryall.dal.workflow import QueryWorkflow
 from queryall.errors import InvalidRequest
+from queryall.handlers.configured_submit import submit_configured
 from queryall.handlers.function import function_handler
 from queryall.handlers.http_api import describe_validation_error
 from queryall.logic import json_input
 from queryall.logic.event_submission import SubmitSource, submit_or_dead_letter
-from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitResponse, SubmittedJob
 from queryall.models.event_submit import EventSubmit
 from queryall.settings import get_settings
@@ -44,33 +38,10 @@ def _submit(request: EventSubmit, context: LambdaContext | None = None) -> str:
     """The job id of this submit; with an idempotency_key, the one job of (owner, key), as with POST
     /query-all's Idempotency-Key. Event submits query every tenant (no scope) and take no quota: the
     configured owner is a trusted integration, and a bulk submit refused for its rate would be dead-lettered."""
-    settings = get_settings()
-    owner = settings.require("event_submit_owner")
-
-    def submit_now() -> str:
-        return submit_job(
-            request,
-            owner,
-            jobs=JobStore(settings.require("jobs_table")),
-            workflow=QueryWorkflow(settings.require("state_machine_arn")),
-            sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
-            now=time.time(),
-            ttl_seconds=settings.job_ttl_seconds,
-            catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
-            documents=JobDocuments(settings.require("results_bucket")),
-            default_timeout_seconds=settings.job_timeout_default_seconds,
-            max_timeout_seconds=settings.job_timeout_max_seconds,
-            reply_to=request.reply_to,
-        ).job_id
-
-    if request.idempotency_key is None:
-        return submit_now()
-    from queryall.logic.idempotency import check_idempotency_key, submit_once
-
-    return submit_once(owner, check_idempotency_key(request.idempotency_key),
-                       request.model_dump(mode="json", exclude={"idempotency_key"}), submit_now,
-                       table_name=settings.require("idempotency_table"),
-                       expires_after_seconds=settings.job_ttl_seconds, lambda_context=context)
+    owner = get_settings().require("event_submit_owner")
+    return submit_configured(request, owner, idempotency_key=request.idempotency_key,
+                             idempotent_body=request.model_dump(mode="json", exclude={"idempotency_key"}),
+                             lambda_context=context, reply_to=request.reply_to)
 
 
 def _dead_letters() -> DeadLetterQueue:

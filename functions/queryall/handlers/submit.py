@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header
 
-from queryall.dal.catalog import CatalogStore
-from queryall.dal.job_documents import JobDocuments
 from queryall.dal.jobs import JobStore
 from queryall.dal.quotas import QuotaStore
-from queryall.dal.sql_guard_client import SqlGuardClient
-from queryall.dal.workflow import QueryWorkflow
+from queryall.handlers.configured_submit import submit_configured
 from queryall.handlers.http_api import build_resolver, documented, http_handler, json_response, route
 from queryall.logic.quotas import QuotaDefaults, admit_submit
-from queryall.logic.submission import submit_job
 from queryall.models.api import SubmitRequest, SubmitResponse, SubmittedJob
 from queryall.settings import get_settings
 
@@ -46,33 +41,10 @@ def submit(
                      defaults=QuotaDefaults(max_running=settings.max_running_jobs,
                                             rate_per_minute=settings.submits_per_minute))
 
-    def submit_now() -> str:
-        return submit_job(
-            body,
-            router.context["caller"],
-            jobs=jobs,
-            workflow=QueryWorkflow(settings.require("state_machine_arn")),
-            sql_guard=SqlGuardClient(settings.require("sql_guard_function")),
-            now=time.time(),
-            ttl_seconds=settings.job_ttl_seconds,
-            catalog=CatalogStore(settings.catalog_table) if settings.catalog_table else None,
-            documents=JobDocuments(settings.require("results_bucket")),
-            scope=principal.buckets,
-            admit=admit,
-            default_timeout_seconds=settings.job_timeout_default_seconds,
-            max_timeout_seconds=settings.job_timeout_max_seconds,
-        ).job_id
-
-    if idempotency_key is None:
-        job_id = submit_now()
-    else:
-        from queryall.logic.idempotency import check_idempotency_key, submit_once
-
-        job_id = submit_once(router.context["caller"], check_idempotency_key(idempotency_key),
-                             body.model_dump(mode="json"), submit_now,
-                             table_name=settings.require("idempotency_table"),
-                             expires_after_seconds=settings.job_ttl_seconds,
-                             lambda_context=router.lambda_context)
+    job_id = submit_configured(body, router.context["caller"], idempotency_key=idempotency_key,
+                               idempotent_body=body.model_dump(mode="json"),
+                               lambda_context=router.lambda_context, jobs=jobs, scope=principal.buckets,
+                               admit=admit)
     return json_response(202, SubmitResponse(data=SubmittedJob(job_id=job_id)).model_dump_json())
 
 
