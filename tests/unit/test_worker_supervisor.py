@@ -6,15 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from queryall.logic.worker_protocol import (
-    BatchEnd,
-    Fatal,
-    QueryStarted,
-    Ready,
-    RunBatch,
-    TenantDone,
-    TenantStarted,
-)
+from queryall.logic import worker_protocol as wp
 from queryall.logic.worker_supervisor import (
     FOLLOW,
     SESSION_NOT_STARTED,
@@ -37,8 +29,8 @@ def rss_of(value: int | None):
     return lambda: value
 
 
-def done(bucket: str, rows: pa.Table | None = None) -> TenantDone:
-    return TenantDone.of(TenantOutcome(bucket=bucket, status="ok", rows=0 if rows is None else rows.num_rows), rows)
+def done(bucket: str, rows: pa.Table | None = None) -> wp.TenantDone:
+    return wp.TenantDone.of(TenantOutcome(bucket=bucket, status="ok", rows=0 if rows is None else rows.num_rows), rows)
 
 
 def ready_watch(batch: BatchSupervisor, now: float = 0.0) -> WorkerWatch:
@@ -49,8 +41,8 @@ def ready_watch(batch: BatchSupervisor, now: float = 0.0) -> WorkerWatch:
 def querying(bucket: str = "a", at: float = 0.0) -> tuple[BatchSupervisor, WorkerWatch]:
     batch = BatchSupervisor([bucket, "b"], LIMITS)
     watch = ready_watch(batch, at)
-    watch.received(TenantStarted(bucket), at, rss_of(BASE))
-    watch.received(QueryStarted(bucket), at + 1, rss_of(BASE))
+    watch.received(wp.TenantStarted(bucket), at, rss_of(BASE))
+    watch.received(wp.QueryStarted(bucket), at + 1, rss_of(BASE))
     return batch, watch
 
 
@@ -62,8 +54,8 @@ def test_the_messages_survive_the_pipe() -> None:
     import pickle
 
     rows = pa.table({"n": [1, 2]})
-    for message in (RunBatch(("a", "b"), "SELECT 1", 10, None), Ready(), Fatal("no"), TenantStarted("a"),
-                    QueryStarted("a"), done("a", rows), BatchEnd()):
+    for message in (wp.RunBatch(("a", "b"), "SELECT 1", 10, None), wp.Ready(), wp.Fatal("no"), wp.TenantStarted("a"),
+                    wp.QueryStarted("a"), done("a", rows), wp.BatchEnd()):
         assert pickle.loads(pickle.dumps(message)) == message
     assert done("a", rows).rows().equals(rows) and done("a").rows() is None
     assert done("a", rows).outcome() == TenantOutcome(bucket="a", status="ok", rows=2)
@@ -89,9 +81,9 @@ def test_the_timeout_counts_from_the_query_start_not_from_the_database_opening()
     """A tenant whose database took 9 s to open (a busy machine) still has its whole 30 s query budget."""
     batch = BatchSupervisor(["a"], LIMITS)
     watch = ready_watch(batch)
-    watch.received(TenantStarted("a"), 0, rss_of(BASE))
+    watch.received(wp.TenantStarted("a"), 0, rss_of(BASE))
     assert watch.tick(9, rss_of(BASE)) == FOLLOW
-    watch.received(QueryStarted("a"), 9, rss_of(BASE))
+    watch.received(wp.QueryStarted("a"), 9, rss_of(BASE))
     assert watch.tick(9 + 31, rss_of(BASE)) == FOLLOW
     decision = watch.tick(9 + 32.5, rss_of(BASE))
     assert decision.kill and decision.stop and not decision.reusable
@@ -118,8 +110,8 @@ def test_a_tenant_that_grows_past_the_hard_limit_is_killed() -> None:
 def test_growth_counts_from_the_worker_s_size_when_its_session_got_ready() -> None:
     batch = BatchSupervisor(["a"], LIMITS)
     watch = batch.watch(0, started=0, ready_rss=None, rss=None)
-    watch.received(Ready(), 0.1, rss_of(BASE))
-    watch.received(TenantStarted("a"), 0.2, rss_of(BASE))
+    watch.received(wp.Ready(), 0.1, rss_of(BASE))
+    watch.received(wp.TenantStarted("a"), 0.2, rss_of(BASE))
     assert watch.tick(0.3, rss_of(BASE + HARD)) == FOLLOW
     assert watch.tick(0.3, rss_of(BASE + HARD + 1)).kill
 
@@ -136,7 +128,7 @@ def test_a_database_that_does_not_open_in_time_is_retried_once_in_a_fresh_worker
     batch = BatchSupervisor(["a", "b"], LIMITS)
     for _ in range(2):  # the first worker, then the fresh one
         watch = ready_watch(batch)
-        watch.received(TenantStarted("a"), 0, rss_of(BASE))
+        watch.received(wp.TenantStarted("a"), 0, rss_of(BASE))
         assert watch.tick(10, rss_of(BASE)) == FOLLOW
         decision = watch.tick(10.5, rss_of(BASE))
         assert decision.kill and decision.stop
@@ -155,9 +147,9 @@ def test_a_worker_silent_between_tenants_is_replaced_at_no_tenant_s_cost() -> No
 def test_a_worker_that_ends_while_a_tenant_runs_costs_that_tenant_an_error(stage: str) -> None:
     batch = BatchSupervisor(["a", "b"], LIMITS)
     watch = ready_watch(batch)
-    watch.received(TenantStarted("a"), 0, rss_of(BASE))
+    watch.received(wp.TenantStarted("a"), 0, rss_of(BASE))
     if stage == "querying":
-        watch.received(QueryStarted("a"), 0, rss_of(BASE))
+        watch.received(wp.QueryStarted("a"), 0, rss_of(BASE))
     decision = watch.ended(1, -9)
     assert decision.stop and not decision.kill
     assert decision.results[0][0].message == "Query process ended unexpectedly (exit code -9)"
@@ -173,7 +165,7 @@ def test_a_worker_that_ends_between_tenants_costs_nothing() -> None:
 def test_a_session_that_cannot_start_fails_every_tenant_left() -> None:
     batch = BatchSupervisor(["a", "b"], LIMITS)
     watch = batch.watch(0, started=0, ready_rss=None, rss=None)
-    decision = watch.received(Fatal("Could not start the query session: no token"), 0.1, rss_of(None))
+    decision = watch.received(wp.Fatal("Could not start the query session: no token"), 0.1, rss_of(None))
     assert decision.stop and not decision.reusable
     assert [(o.bucket, o.message) for o, _ in decision.results] == [
         ("a", "Could not start the query session: no token"), ("b", "Could not start the query session: no token")]
@@ -186,18 +178,18 @@ def test_a_session_that_cannot_start_fails_every_tenant_left() -> None:
 def test_a_worker_that_finished_its_batch_and_grew_little_is_reused() -> None:
     _, watch = querying()
     watch.received(done("a"), 2, rss_of(BASE))
-    assert watch.received(BatchEnd(), 3, rss_of(BASE + HARD // 4)) == Decision(stop=True, reusable=True)
+    assert watch.received(wp.BatchEnd(), 3, rss_of(BASE + HARD // 4)) == Decision(stop=True, reusable=True)
 
 
 def test_a_worker_that_grew_is_retired_after_its_batch() -> None:
     _, watch = querying()
     watch.received(done("a"), 2, rss_of(BASE))
-    assert watch.received(BatchEnd(), 3, rss_of(BASE + HARD // 4 + 1)) == Decision(stop=True, reusable=False)
+    assert watch.received(wp.BatchEnd(), 3, rss_of(BASE + HARD // 4 + 1)) == Decision(stop=True, reusable=False)
 
 
 def test_a_worker_whose_size_cannot_be_read_is_retired() -> None:
     _, watch = querying()
-    assert watch.received(BatchEnd(), 3, rss_of(None)) == Decision(stop=True, reusable=False)
+    assert watch.received(wp.BatchEnd(), 3, rss_of(None)) == Decision(stop=True, reusable=False)
 
 
 # ------------------------------------------------------------------------------------ across workers
