@@ -108,6 +108,11 @@ def raw_call(gw: LocalGateway, request_text: bytes) -> bytes:
     return b"".join(chunks)
 
 
+def raw_call_ok(gw: LocalGateway, request_text: bytes) -> None:
+    """Send bytes as-is; the gateway answers 200 (the fake runtime's reply)."""
+    assert raw_call(gw, request_text).startswith(b"HTTP/1.1 200")
+
+
 # ---------------------------------------------------------------------------- route matching
 
 
@@ -209,12 +214,8 @@ def test_default_route_event(gateway: LocalGateway, runtime: FakeRuntime) -> Non
 
 
 def test_repeated_headers_are_comma_joined(gateway: LocalGateway, runtime: FakeRuntime) -> None:
-    response = raw_call(
-        gateway,
-        b"GET /query-all/jobs/j1 HTTP/1.1\r\nHost: example.test\r\nX-Multi: one\r\nx-multi: two\r\n"
-        b"Connection: close\r\n\r\n",
-    )
-    assert response.startswith(b"HTTP/1.1 200")
+    raw_call_ok(gateway, b"GET /query-all/jobs/j1 HTTP/1.1\r\nHost: example.test\r\nX-Multi: one\r\n"
+                         b"x-multi: two\r\nConnection: close\r\n\r\n")
     _, event = runtime.last
     assert event["headers"]["x-multi"] == "one,two"
     assert event["requestContext"]["domainName"] == "example.test"
@@ -230,12 +231,8 @@ def test_binary_body_is_base64(gateway: LocalGateway, runtime: FakeRuntime) -> N
 
 
 def test_chunked_body(gateway: LocalGateway, runtime: FakeRuntime) -> None:
-    response = raw_call(
-        gateway,
-        b"POST /query-all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-    )
-    assert response.startswith(b"HTTP/1.1 200")
+    raw_call_ok(gateway, b"POST /query-all HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     assert runtime.last[1]["body"] == "hello world"
 
 
