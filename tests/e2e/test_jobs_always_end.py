@@ -13,28 +13,12 @@ from pathlib import Path
 import pytest
 
 from queryall.settings import Settings
-from tests.conftest import CORRUPT_BUCKET, Api
+from tests.conftest import Api
+from tests.e2e.stack_jobs import buckets, job_item, slow_sql
 
 pytestmark = pytest.mark.timeout(180)
 
 MAX_JOB_SECONDS = Settings().max_job_seconds
-
-
-def slow_sql(rows: int) -> str:
-    """About 8 ns per row on one core."""
-    return f"SELECT count(*) AS n FROM range({rows}) t(i) WHERE hash(i) % 1000 = 0"
-
-
-def buckets(tenants_dir: Path, count: int | None = None) -> list[str]:
-    found = sorted(p.stem.removeprefix("warehouse_") for p in tenants_dir.glob("warehouse_*.duckdb")
-                   if p.stem.removeprefix("warehouse_") != CORRUPT_BUCKET)
-    return found[:count] if count else found
-
-
-def job_item(local_stack, job_id: str) -> dict:
-    item = local_stack.client("dynamodb").get_item(
-        TableName=local_stack.dynamodb_table_name, Key={"job_id": {"S": job_id}}, ConsistentRead=True)["Item"]
-    return {k: next(iter(v.values())) for k, v in item.items()}
 
 
 def execution_status(local_stack, job_id: str, timeout: float = 60.0) -> str:
