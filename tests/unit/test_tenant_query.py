@@ -292,13 +292,19 @@ def test_a_stall_before_the_tenant_s_query_does_not_cost_it_its_timeout(
     _assert_every_tenant_counted(outcomes, tables, tenants, buckets)
 
 
+def _run_with_hanging_opens(tenants: TenantDatabases, buckets: list[str], tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch, hangs: int) -> tuple[list, list[pa.Table]]:
+    """The batch with a 0.5 s open timeout, where the first ``hangs`` opens of a database never end."""
+    monkeypatch.setattr(query_workers, "_OPEN_TIMEOUT_SECONDS", 0.5)
+    slow = SlowToOpen(tenants.template, tmp_path / "opened", stall=60, hangs=hangs)
+    return run_batch(buckets, slow, COUNT, 10, None, 10, **LIMITS)
+
+
 def test_a_database_that_does_not_open_in_time_is_tried_again_in_a_fresh_worker(
     tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(query_workers, "_OPEN_TIMEOUT_SECONDS", 0.5)
-    slow = SlowToOpen(tenants.template, tmp_path / "opened", stall=60, hangs=1)
-    outcomes, tables = run_batch(buckets, slow, COUNT, 10, None, 10, **LIMITS)
+    outcomes, tables = _run_with_hanging_opens(tenants, buckets, tmp_path, monkeypatch, hangs=1)
     _assert_every_tenant_counted(outcomes, tables, tenants, buckets)
     assert len((tmp_path / "opened").read_text()) == len(buckets) + 1  # the first tenant, twice
 
@@ -307,10 +313,8 @@ def test_a_database_that_never_opens_costs_its_tenant_alone_an_error(
     tenants: TenantDatabases, buckets: list[str], tmp_path: Path, no_idle_workers: None,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(query_workers, "_OPEN_TIMEOUT_SECONDS", 0.5)
-    slow = SlowToOpen(tenants.template, tmp_path / "opened", stall=60, hangs=2)
     started = time.monotonic()
-    outcomes, tables = run_batch(buckets, slow, COUNT, 10, None, 10, **LIMITS)
+    outcomes, tables = _run_with_hanging_opens(tenants, buckets, tmp_path, monkeypatch, hangs=2)
     assert time.monotonic() - started < 20
     assert (outcomes[0].bucket, outcomes[0].status) == (buckets[0], "error"), outcomes
     assert outcomes[0].message == "Could not open the database within 0.5 s"
