@@ -48,34 +48,38 @@ UNPATCHED_PARSER = textwrap.dedent(
 )
 
 
+def distributed_map(execution_type: str, *, batched: bool) -> dict:
+    """A definition of one distributed Map state (with an ItemBatcher when ``batched``) over a Pass."""
+    batcher = {"ItemBatcher": {"MaxItemsPerBatch": 2}} if batched else {}
+    return {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": True, **batcher,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
+
+
+def run_script(script: str, definition: str) -> subprocess.CompletedProcess[str]:
+    """The script run in a fresh interpreter (moto unpatched) with the definition as its argument."""
+    return subprocess.run([sys.executable, "-c", script, definition], capture_output=True, text=True, timeout=60)
+
+
 def test_moto_still_cannot_parse_an_item_batcher() -> None:
     """What sfn-item-batcher works around; when this fails, moto parses ItemBatcher: drop the patch."""
-    definition = {"StartAt": "M", "States": {"M": {
-        "Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
-    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, json.dumps(definition)],
-                            capture_output=True, text=True, timeout=60)
+    definition = distributed_map("STANDARD", batched=True)
+    result = run_script(UNPATCHED_PARSER, json.dumps(definition))
     assert result.stdout.startswith("rejected"), (result.stdout, result.stderr[-2000:])
     stripped = moto_compat.without_item_batchers(json.dumps(definition))
-    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, stripped],
-                            capture_output=True, text=True, timeout=60)
+    result = run_script(UNPATCHED_PARSER, stripped)
     assert result.stdout.strip() == "parsed", result.stderr[-2000:]
 
 
 def test_moto_still_cannot_parse_express_children() -> None:
     """What sfn-express-children works around; when this fails, moto parses EXPRESS: drop the patch."""
-    definition = {"StartAt": "M", "States": {"M": {
-        "Type": "Map", "End": True,
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
-                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
-    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, json.dumps(definition)],
-                            capture_output=True, text=True, timeout=60)
+    definition = distributed_map("EXPRESS", batched=False)
+    result = run_script(UNPATCHED_PARSER, json.dumps(definition))
     assert result.stdout.startswith("rejected"), (result.stdout, result.stderr[-2000:])
     read = moto_compat.express_children_as_standard(json.dumps(definition))
     assert json.loads(read)["States"]["M"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] == "STANDARD"
-    result = subprocess.run([sys.executable, "-c", UNPATCHED_PARSER, read],
-                            capture_output=True, text=True, timeout=60)
+    result = run_script(UNPATCHED_PARSER, read)
     assert result.stdout.strip() == "parsed", result.stderr[-2000:]
 
 
@@ -125,12 +129,8 @@ PARSED_TWICE = textwrap.dedent(
 
 
 def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program() -> None:
-    definition = {"StartAt": "M", "States": {"M": {
-        "Type": "Map", "End": True, "ItemBatcher": {"MaxItemsPerBatch": 2},
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}
-    result = subprocess.run([sys.executable, "-c", PARSED_TWICE, json.dumps(definition)],
-                            capture_output=True, text=True, timeout=60)
+    definition = distributed_map("STANDARD", batched=True)
+    result = run_script(PARSED_TWICE, json.dumps(definition))
     # The same tree (parsed once, ItemBatcher taken out as before), a fresh program from it; a broken
     # definition is still rejected.
     assert result.stdout.split() == ["True", "True", "Program", "ASLParserException"], result.stderr[-2000:]
