@@ -14,11 +14,12 @@ import contextlib
 import json
 import logging
 import queue
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from .background import BackgroundLoop
 
 if TYPE_CHECKING:
     from .moto_services import MotoServices
@@ -50,7 +51,7 @@ def log_event(event: dict[str, Any]) -> None:
     LOG.info("event %s", json.dumps(event, separators=(",", ":")))
 
 
-class EventTap:
+class EventTap(BackgroundLoop):
     """Delivers every ``queryall`` event on ``bus`` to ``listeners``, in order, on its own thread."""
 
     def __init__(self, moto: MotoServices, bus: str, listeners: Sequence[EventListener]) -> None:
@@ -58,19 +59,13 @@ class EventTap:
         self._bus = bus
         self._listeners = list(listeners)
         self._queue_url: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-event-tap", daemon=True)
+        super().__init__("local-event-tap")
 
     def start(self, patches: contextlib.ExitStack) -> None:
         # The rule and queue appear with EventBridge (no event can be put before it is used).
         self._moto.on_first_use("events", self._install)
         self._thread.start()
         patches.callback(self.stop)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def _install(self, moto: MotoServices) -> None:
         ensure_event_bus(moto, self._bus)
@@ -107,7 +102,7 @@ class EventTap:
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-class EventForwarder:
+class EventForwarder(BackgroundLoop):
     """POSTs each event to ``url`` in order, retrying each (with backoff) until it answers 2xx."""
 
     def __init__(self, url: str) -> None:
@@ -115,8 +110,7 @@ class EventForwarder:
             raise ValueError(f"--forward-events needs an http(s) URL, got {url!r}")
         self.url = url
         self._pending: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-event-forwarder", daemon=True)
+        super().__init__("local-event-forwarder", join_timeout=FORWARD_TIMEOUT_SECONDS + 1)
 
     def __call__(self, event: dict[str, Any]) -> None:
         self._pending.put(event)
@@ -126,9 +120,7 @@ class EventForwarder:
         patches.callback(self.stop)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=FORWARD_TIMEOUT_SECONDS + 1)
+        super().stop()
         if not self._pending.empty():
             LOG.warning("%d events were not forwarded to %s before the stack stopped", self._pending.qsize(), self.url)
 

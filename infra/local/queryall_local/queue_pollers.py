@@ -15,6 +15,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from .background import BackgroundLoop
+
 if TYPE_CHECKING:
     from .lambda_runtime import LambdaRuntime
     from .moto_services import MotoServices
@@ -25,26 +27,20 @@ LOG = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.2  # between receives from an empty queue
 
 
-class QueuePoller:
+class QueuePoller(BackgroundLoop):
     def __init__(self, services: MotoServices, runtime: LambdaRuntime, spec: StackSpec,
                  source: QueueSourceSpec) -> None:
         self._services = services
         self._runtime = runtime
         self._source = source
         self._queue = spec.queues_by_name()[source.queue]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-poller-{source.queue}", daemon=True)
+        super().__init__(f"sqs-poller-{source.queue}")
         # Message ids handed to the function whose invocation has ended (queryall local send-message waits on it).
         self._done: set[str] = set()
         self._done_changed = threading.Condition()
 
     def start(self) -> None:
         self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def wait_for(self, message_id: str, timeout: float) -> bool:
         """Wait until the message has been through the function once; False if it has not by ``timeout``."""

@@ -7,12 +7,13 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from .background import BackgroundLoop
 
 if TYPE_CHECKING:  # imported when a stack starts: `queryall local` pays only for what a command uses
     from botocore.client import BaseClient
@@ -354,7 +355,7 @@ _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-class _Scheduler:
+class _Scheduler(BackgroundLoop):
     """Fires the template's Schedule events, which moto's EventBridge records but never runs: each
     target once when the stack starts (so a fresh stack has, e.g., its catalog) and then at its
     rate(...); cron(...) rules fire only at start."""
@@ -362,17 +363,11 @@ class _Scheduler:
     def __init__(self, spec: StackSpec, runtime: LambdaRuntime) -> None:
         self._spec = spec
         self._runtime = runtime
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-schedules", daemon=True)
+        super().__init__("local-schedules", join_timeout=5)
 
     def start(self) -> None:
         if self._spec.schedules:
             self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def _fire(self, name: str, function: str) -> None:
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",

@@ -15,8 +15,9 @@ import base64
 import contextlib
 import json
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
+
+from .background import BackgroundLoop
 
 if TYPE_CHECKING:
     from .lambda_runtime import LambdaRuntime
@@ -30,7 +31,7 @@ FIRST_RETRY_SECONDS = 0.1
 LONGEST_RETRY_SECONDS = 2.0
 
 
-class StreamPoller:
+class StreamPoller(BackgroundLoop):
     """One event source mapping: the stream of ``mapping.table`` into ``mapping.function``."""
 
     def __init__(self, spec: StackSpec, mapping: TableStreamSpec, moto: MotoServices, runtime: LambdaRuntime) -> None:
@@ -38,8 +39,7 @@ class StreamPoller:
         self._mapping = mapping
         self._moto = moto
         self._runtime = runtime
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stream-{mapping.function}", daemon=True)
+        super().__init__(f"stream-{mapping.function}")
 
     def start(self, patches: contextlib.ExitStack) -> None:
         if self._table.stream_view_type is None:
@@ -47,11 +47,6 @@ class StreamPoller:
                              "which has no StreamSpecification")
         self._thread.start()
         patches.callback(self.stop)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         # Nothing to read before the table exists; polling must not create it (services start on first use).
