@@ -41,7 +41,7 @@ class Api:
 
     def request(
         self, method: str, path: str, body: object = None, *, api_key: str | None = "default",
-        raw_body: bytes | None = None,
+        raw_body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30,
     ) -> HttpResult:
         data = raw_body if raw_body is not None else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
@@ -49,8 +49,10 @@ class Api:
         key = self.api_key if api_key == "default" else api_key
         if key is not None:
             request.add_header("x-api-key", key)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return HttpResult(response.status, _json(response.read()), dict(response.headers))
         except urllib.error.HTTPError as error:
             return HttpResult(error.code, _json(error.read()), dict(error.headers))

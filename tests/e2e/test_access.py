@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -181,15 +179,8 @@ def test_jobs_are_their_owners_and_admins_see_others_only_with_all(api: Api, nar
 
 
 def submit_with_key(caller: Api, body: dict, key: str) -> tuple[int, dict]:
-    request = urllib.request.Request(caller.base_url + "/query-all", data=json.dumps(body).encode(), method="POST")
-    request.add_header("content-type", "application/json")
-    request.add_header("x-api-key", caller.api_key)
-    request.add_header("Idempotency-Key", key)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    result = caller.request("POST", "/query-all", body, headers={"Idempotency-Key": key}, timeout=60)
+    return result.status, result.body
 
 
 def executions_of(local_stack, job_ids: set[str]) -> int:
