@@ -4,11 +4,10 @@ the logic level: real worker processes over the seeded DuckDB tenant files."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from queryall.dal.tenant_databases import FolderTenantDatabases, TenantDatabases
+from queryall.dal.tenant_databases import TenantDatabases
 from queryall.logic.query_workers import run_batch
 from queryall.logic.worker_supervisor import (
     BREAKER_TIMEOUTS,
@@ -27,11 +26,6 @@ FAST = "SELECT count(*) AS n FROM person"
 
 def cpu_bound(rows: int) -> str:
     return f"SELECT count(*) AS n FROM range({rows}) t(i) WHERE hash(i) % 1000 = 0"
-
-
-@pytest.fixture(scope="module")
-def tenants(tenants_dir: Path) -> TenantDatabases:
-    return FolderTenantDatabases(str(tenants_dir / "warehouse_{bucket}.duckdb"))
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,6 @@ class SessionPerTenant(FolderTenantDatabases):
 
 
 @pytest.fixture(scope="module")
-def tenants(tenants_dir: Path) -> TenantDatabases:
-    return FolderTenantDatabases(str(tenants_dir / "warehouse_{bucket}.duckdb"))
-
-
-@pytest.fixture(scope="module")
 def buckets(tenants: TenantDatabases) -> list[str]:
     return [t.bucket for t in tenants.list_tenants() if t.bucket != CORRUPT_BUCKET][:8]
 

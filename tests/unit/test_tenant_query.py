@@ -24,11 +24,6 @@ LIMITS = {"memory_limit_mb": 256, "threads": 1}
 
 
 @pytest.fixture(scope="module")
-def tenants(tenants_dir: Path) -> TenantDatabases:
-    return FolderTenantDatabases(str(tenants_dir / "warehouse_{bucket}.duckdb"))
-
-
-@pytest.fixture(scope="module")
 def buckets(tenants: TenantDatabases) -> list[str]:
     return [t.bucket for t in tenants.list_tenants() if t.bucket != CORRUPT_BUCKET][:3]
 
