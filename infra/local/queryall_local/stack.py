@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .background import BackgroundLoop
 
@@ -52,6 +52,16 @@ def find_repo_root(override: Path | str | None = None) -> Path:
 def tenant_databases_value(tenants_dir: Path | str) -> str:
     """The TenantDatabases parameter for a folder of ``warehouse_<bucket>.duckdb`` files."""
     return str(Path(tenants_dir).resolve() / TENANT_DATABASE_PATTERN)
+
+
+_Part = TypeVar("_Part")
+
+
+def _started(part: _Part | None, message: str = "local stack is not started") -> _Part:
+    """A part only a started stack has (RuntimeError with ``message`` when it has none)."""
+    if part is None:
+        raise RuntimeError(message)
+    return part
 
 
 class LocalStack:
@@ -275,41 +285,29 @@ class LocalStack:
 
     @property
     def spec(self) -> StackSpec:
-        if self._spec is None:
-            raise RuntimeError("local stack is not started")
-        return self._spec
+        return _started(self._spec)
 
     @property
     def url(self) -> str:
         """Base URL of the local HTTP API (no trailing slash)."""
-        if self._gateway is None:
-            raise RuntimeError("local stack has no running gateway")
-        return self._gateway.url
+        return _started(self._gateway, "local stack has no running gateway").url
 
     @property
     def moto_url(self) -> str:
-        if self._moto is None:
-            raise RuntimeError("local stack is not started")
-        return self._moto.url
+        return self.moto.url
 
     @property
     def runtime(self) -> LambdaRuntime:
-        if self._runtime is None:
-            raise RuntimeError("local stack is not started")
-        return self._runtime
+        return _started(self._runtime)
 
     @property
     def moto(self) -> MotoServices:
-        if self._moto is None:
-            raise RuntimeError("local stack is not started")
-        return self._moto
+        return _started(self._moto)
 
     @property
     def queue_pollers(self) -> QueuePollers:
         """The template's SQS event sources, polled into their functions once SQS is first used."""
-        if self._queue_pollers is None:
-            raise RuntimeError("local stack is not started, or its template has no SQS event source")
-        return self._queue_pollers
+        return _started(self._queue_pollers, "local stack is not started, or its template has no SQS event source")
 
     def client(self, service: str) -> BaseClient:
         """A boto3 client against the stack's moto server."""
