@@ -37,6 +37,7 @@ from botocore.response import StreamingBody
 
 from . import log_keys
 from .moto_services import builtin_handler
+from .own_patches import OwnPatches
 from .sessions import SerializedSession
 from .template import REGION, FunctionSpec, StackSpec
 
@@ -155,7 +156,7 @@ def _invoke_hook(model: Any = None, params: Mapping[str, Any] | None = None, **_
     return runtime._answer_invoke(params)
 
 
-class LambdaRuntime:
+class LambdaRuntime(OwnPatches):
     """Runs the template's handlers in-process and answers boto3 ``lambda.Invoke`` calls for them.
 
     ``install()`` (done by the stack) puts the functions' environment into os.environ, points boto3
@@ -185,7 +186,6 @@ class LambdaRuntime:
         self._import_lock = threading.RLock()
         self._added_paths: list[str] = []
         self._installed = False
-        self._own_patches: contextlib.ExitStack | None = None
         self._background: set[threading.Thread] = set()
         self._background_lock = threading.Lock()
         # Local fault injection (queryall_local.faults): given a function (logical id) and its payload, an error payload
@@ -241,8 +241,7 @@ class LambdaRuntime:
         if self._installed:
             return
         environment = self.environment()  # validate before touching anything
-        if patches is None:
-            patches = self._own_patches = contextlib.ExitStack()
+        patches = self._patches_or_own(patches)
         with contextlib.ExitStack() as installing:
             installing.enter_context(self._active())
             installing.enter_context(mock.patch.dict(os.environ))  # restores os.environ exactly
@@ -301,16 +300,9 @@ class LambdaRuntime:
 
     def uninstall(self) -> None:
         """Undo :meth:`install` when it made its own ExitStack (a stack's is closed by the stack)."""
-        own, self._own_patches = self._own_patches, None
-        if own is not None:
-            own.close()
+        self._close_own_patches()
 
-    def __enter__(self) -> LambdaRuntime:
-        self.install()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.uninstall()
+    _begin, _end = install, uninstall  # what `with` does
 
     def reset_caches(self) -> None:
         """Call ``<package>.settings.reset_caches()`` of each handler package that has one.

@@ -27,6 +27,7 @@ import botocore.handlers
 from botocore.client import BaseClient
 
 from . import moto_compat
+from .own_patches import OwnPatches
 from .template import ACCOUNT_ID, REGION, StackSpec, TableSpec
 
 LOG = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class InProcessDispatch:
         return AWSResponse(request.url, int(status.split(" ", 1)[0]), dict(headers.items()), _WsgiBody(data))
 
 
-class MotoServices:
+class MotoServices(OwnPatches):
     """A moto server on a free loopback port, with Step Functions execution turned on.
 
     Only one may run per process: moto's backends, its config and MOTO_PORT are process-global,
@@ -163,7 +164,6 @@ class MotoServices:
         self._port: int | None = None
         self._patches: contextlib.ExitStack | None = None
         self._dispatch: InProcessDispatch | None = None
-        self._own_patches: contextlib.ExitStack | None = None
         # What to do on the first request to a service (its moto patches, the stack's resources).
         self._first_use: dict[str, list[Callable[[MotoServices], None]]] = {}
         self._used: set[str] = set()
@@ -227,8 +227,7 @@ class MotoServices:
         """Serve; ``patches`` (default: one of its own, closed by :meth:`stop`) undoes it all."""
         if self._port is not None:
             raise RuntimeError("moto services already started")
-        if patches is None:
-            patches = self._own_patches = contextlib.ExitStack()
+        patches = self._patches_or_own(patches)
         with contextlib.ExitStack() as starting:
             starting.enter_context(self._claim())
             self._start(starting)
@@ -311,16 +310,9 @@ class MotoServices:
 
     def stop(self) -> None:
         """Undo :meth:`start` when it made its own ExitStack (a stack's is closed by the stack)."""
-        own, self._own_patches = self._own_patches, None
-        if own is not None:
-            own.close()
+        self._close_own_patches()
 
-    def __enter__(self) -> MotoServices:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    _begin, _end = start, stop  # what `with` does
 
     def client(self, service: str) -> BaseClient:
         """The boto3 client for ``service`` pointed at this server, independent of os.environ."""
