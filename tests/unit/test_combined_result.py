@@ -21,6 +21,11 @@ def _partial(sql: str) -> pa.Table:
         con.close()
 
 
+def merged_answers(*sqls: str) -> pa.Table:
+    """The tenants' answers to these queries, one tenant each, merged."""
+    return merge_partials([_partial(sql) for sql in sqls])
+
+
 def test_empty_input_gives_only_the_bucket_column() -> None:
     merged = merge_partials([])
     assert merged.column_names == ["_bucket"]
@@ -29,34 +34,28 @@ def test_empty_input_gives_only_the_bucket_column() -> None:
 
 
 def test_integer_and_bigint_promote_to_int64() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 1::INTEGER AS n"),
-            _partial("SELECT 'b' AS _bucket, 5000000000::BIGINT AS n"),
-            _partial("SELECT 'c' AS _bucket, 3::TINYINT AS n"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 1::INTEGER AS n",
+        "SELECT 'b' AS _bucket, 5000000000::BIGINT AS n",
+        "SELECT 'c' AS _bucket, 3::TINYINT AS n",
     )
     assert merged.schema.field("n").type == pa.int64()
     assert merged.column("n").to_pylist() == [1, 5000000000, 3]
 
 
 def test_int_and_double_promote_to_float64() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 2::BIGINT AS x"),
-            _partial("SELECT 'b' AS _bucket, 0.5::DOUBLE AS x"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 2::BIGINT AS x",
+        "SELECT 'b' AS _bucket, 0.5::DOUBLE AS x",
     )
     assert merged.schema.field("x").type == pa.float64()
     assert merged.column("x").to_pylist() == [2.0, 0.5]
 
 
 def test_unsigned_and_signed_integers_keep_every_value() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 4294967295::UINTEGER AS u, 18446744073709551615::UBIGINT AS w"),
-            _partial("SELECT 'b' AS _bucket, (-1)::INTEGER AS u, (-1)::BIGINT AS w"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 4294967295::UINTEGER AS u, 18446744073709551615::UBIGINT AS w",
+        "SELECT 'b' AS _bucket, (-1)::INTEGER AS u, (-1)::BIGINT AS w",
     )
     assert merged.schema.field("u").type == pa.int64()
     assert merged.schema.field("w").type == pa.decimal128(20, 0)
@@ -64,12 +63,10 @@ def test_unsigned_and_signed_integers_keep_every_value() -> None:
 
 
 def test_decimals_widen_to_hold_every_value() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 12345678.12::DECIMAL(10,2) AS d"),
-            _partial("SELECT 'b' AS _bucket, 1.125::DECIMAL(4,3) AS d"),
-            _partial("SELECT 'c' AS _bucket, 9223372036854775807::BIGINT AS d"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 12345678.12::DECIMAL(10,2) AS d",
+        "SELECT 'b' AS _bucket, 1.125::DECIMAL(4,3) AS d",
+        "SELECT 'c' AS _bucket, 9223372036854775807::BIGINT AS d",
     )
     assert merged.schema.field("d").type == pa.decimal128(22, 3)
     assert merged.column("d").to_pylist() == [
@@ -104,12 +101,10 @@ def test_null_typed_columns_take_the_other_type() -> None:
 
 
 def test_missing_columns_are_null_and_keep_first_seen_order() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'b' AS _bucket, 1 AS x, 'p' AS y"),
-            _partial("SELECT 'a' AS _bucket, 'q' AS y, 2.5 AS z"),
-            _partial("SELECT 'c' AS _bucket, true AS w"),
-        ]
+    merged = merged_answers(
+        "SELECT 'b' AS _bucket, 1 AS x, 'p' AS y",
+        "SELECT 'a' AS _bucket, 'q' AS y, 2.5 AS z",
+        "SELECT 'c' AS _bucket, true AS w",
     )
     assert merged.column_names == ["_bucket", "x", "y", "z", "w"]
     assert merged.to_pylist() == [
@@ -146,50 +141,40 @@ def test_naive_and_zoned_timestamps_are_not_mixed() -> None:
 
 
 def test_decimal_beyond_38_digits_falls_back_to_text() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 170141183460469231731687303715884105727::HUGEINT AS h"),
-            _partial("SELECT 'b' AS _bucket, 0.125::DECIMAL(4,3) AS h"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 170141183460469231731687303715884105727::HUGEINT AS h",
+        "SELECT 'b' AS _bucket, 0.125::DECIMAL(4,3) AS h",
     )
     assert merged.schema.field("h").type == pa.string()
     assert merged.column("h").to_pylist() == ["170141183460469231731687303715884105727", "0.125"]
 
 
 def test_nested_types_unify_and_overflow_falls_back_to_text() -> None:
-    lists = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, [1::INTEGER] AS l, {'k': 1::INTEGER} AS s"),
-            _partial("SELECT 'b' AS _bucket, [2::BIGINT] AS l, {'k': 2::BIGINT} AS s"),
-        ]
+    lists = merged_answers(
+        "SELECT 'a' AS _bucket, [1::INTEGER] AS l, {'k': 1::INTEGER} AS s",
+        "SELECT 'b' AS _bucket, [2::BIGINT] AS l, {'k': 2::BIGINT} AS s",
     )
     assert lists.schema.field("l").type == pa.list_(pa.int64())
     assert lists.schema.field("s").type == pa.struct([("k", pa.int64())])
-    overflow = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, [18446744073709551615::UBIGINT] AS l"),
-            _partial("SELECT 'b' AS _bucket, [-1::BIGINT] AS l"),
-        ]
+    overflow = merged_answers(
+        "SELECT 'a' AS _bucket, [18446744073709551615::UBIGINT] AS l",
+        "SELECT 'b' AS _bucket, [-1::BIGINT] AS l",
     )
     assert overflow.column("l").to_pylist() == ["[18446744073709551615]", "[-1]"]
 
 
 def test_enum_dictionaries_are_decoded() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 'x'::ENUM('x', 'y') AS e"),
-            _partial("SELECT 'b' AS _bucket, 'z'::ENUM('z') AS e"),
-            _partial("SELECT 'c' AS _bucket, 'plain' AS e"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 'x'::ENUM('x', 'y') AS e",
+        "SELECT 'b' AS _bucket, 'z'::ENUM('z') AS e",
+        "SELECT 'c' AS _bucket, 'plain' AS e",
     )
     assert merged.schema.field("e").type == pa.string()
     assert merged.column("e").to_pylist() == ["x", "z", "plain"]
     # Decoded, so ENUM columns behave like the strings they are: promotion, not the text fallback.
-    only_enums = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 'x'::ENUM('x', 'y') AS e"),
-            _partial("SELECT 'b' AS _bucket, 'z'::ENUM('z') AS e"),
-        ]
+    only_enums = merged_answers(
+        "SELECT 'a' AS _bucket, 'x'::ENUM('x', 'y') AS e",
+        "SELECT 'b' AS _bucket, 'z'::ENUM('z') AS e",
     )
     assert only_enums.schema.field("e").type == pa.string()
     with_large = merge_partials(
@@ -241,22 +226,18 @@ def test_large_merge_is_stable() -> None:
 
 
 def test_repeated_column_names_line_up_by_occurrence() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'b' AS _bucket, 1 AS a, 'x' AS a"),
-            _partial("SELECT 'a' AS _bucket, 2 AS a, 'y' AS a"),
-        ]
+    merged = merged_answers(
+        "SELECT 'b' AS _bucket, 1 AS a, 'x' AS a",
+        "SELECT 'a' AS _bucket, 2 AS a, 'y' AS a",
     )
     assert merged.column_names == ["_bucket", "a", "a"]
     assert table_to_json_rows(merged) == ['["a",2,"y"]', '["b",1,"x"]']
 
 
 def test_zero_row_partials_still_contribute_columns() -> None:
-    merged = merge_partials(
-        [
-            _partial("SELECT 'a' AS _bucket, 1::BIGINT AS x, 'q' AS y WHERE false"),
-            _partial("SELECT 'b' AS _bucket, 2::INTEGER AS x"),
-        ]
+    merged = merged_answers(
+        "SELECT 'a' AS _bucket, 1::BIGINT AS x, 'q' AS y WHERE false",
+        "SELECT 'b' AS _bucket, 2::INTEGER AS x",
     )
     assert merged.column_names == ["_bucket", "x", "y"]
     assert merged.schema.field("x").type == pa.int64()
