@@ -33,23 +33,26 @@ def test_empty_input_gives_only_the_bucket_column() -> None:
     assert merged.num_rows == 0
 
 
-def test_integer_and_bigint_promote_to_int64() -> None:
-    merged = merged_answers(
-        "SELECT 'a' AS _bucket, 1::INTEGER AS n",
-        "SELECT 'b' AS _bucket, 5000000000::BIGINT AS n",
-        "SELECT 'c' AS _bucket, 3::TINYINT AS n",
-    )
-    assert merged.schema.field("n").type == pa.int64()
-    assert merged.column("n").to_pylist() == [1, 5000000000, 3]
-
-
-def test_int_and_double_promote_to_float64() -> None:
-    merged = merged_answers(
-        "SELECT 'a' AS _bucket, 2::BIGINT AS x",
-        "SELECT 'b' AS _bucket, 0.5::DOUBLE AS x",
-    )
-    assert merged.schema.field("x").type == pa.float64()
-    assert merged.column("x").to_pylist() == [2.0, 0.5]
+@pytest.mark.parametrize(
+    ("sqls", "column", "arrow_type", "values"),
+    [
+        pytest.param(["SELECT 'a' AS _bucket, 1::INTEGER AS n", "SELECT 'b' AS _bucket, 5000000000::BIGINT AS n",
+                      "SELECT 'c' AS _bucket, 3::TINYINT AS n"],
+                     "n", pa.int64(), [1, 5000000000, 3], id="integer_and_bigint_promote_to_int64"),
+        pytest.param(["SELECT 'a' AS _bucket, 2::BIGINT AS x", "SELECT 'b' AS _bucket, 0.5::DOUBLE AS x"],
+                     "x", pa.float64(), [2.0, 0.5], id="int_and_double_promote_to_float64"),
+        pytest.param(["SELECT 'a' AS _bucket, 170141183460469231731687303715884105727::HUGEINT AS h",
+                      "SELECT 'b' AS _bucket, 0.125::DECIMAL(4,3) AS h"],
+                     "h", pa.string(), ["170141183460469231731687303715884105727", "0.125"],
+                     id="decimal_beyond_38_digits_falls_back_to_text"),
+    ],
+)
+def test_a_column_takes_one_type_that_keeps_every_value(
+    sqls: list[str], column: str, arrow_type: pa.DataType, values: list
+) -> None:
+    merged = merged_answers(*sqls)
+    assert merged.schema.field(column).type == arrow_type
+    assert merged.column(column).to_pylist() == values
 
 
 def test_unsigned_and_signed_integers_keep_every_value() -> None:
@@ -138,15 +141,6 @@ def test_naive_and_zoned_timestamps_are_not_mixed() -> None:
     naive = _partial("SELECT 'b' AS _bucket, TIMESTAMP '2024-01-02 03:04:05' AS t")
     merged = merge_partials([zoned, naive])
     assert merged.column("t").to_pylist() == ["2024-01-02 03:04:05+00", "2024-01-02 03:04:05"]
-
-
-def test_decimal_beyond_38_digits_falls_back_to_text() -> None:
-    merged = merged_answers(
-        "SELECT 'a' AS _bucket, 170141183460469231731687303715884105727::HUGEINT AS h",
-        "SELECT 'b' AS _bucket, 0.125::DECIMAL(4,3) AS h",
-    )
-    assert merged.schema.field("h").type == pa.string()
-    assert merged.column("h").to_pylist() == ["170141183460469231731687303715884105727", "0.125"]
 
 
 def test_nested_types_unify_and_overflow_falls_back_to_text() -> None:
