@@ -8,6 +8,13 @@ import pytest
 from queryall.logic.sql_guard import SqlRejected, check_read_only_select, wrap_with_limit
 
 
+def rejection(sql: str) -> str:
+    """The guard's message for SQL it must reject."""
+    with pytest.raises(SqlRejected) as caught:
+        check_read_only_select(sql)
+    return str(caught.value)
+
+
 @pytest.fixture(scope="module")
 def crm() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
@@ -75,10 +82,8 @@ def test_accepts_read_only_queries_that_run_wrapped(sql: str, crm: duckdb.DuckDB
     ],
 )
 def test_rejects_statements_that_are_not_select(sql: str, got: str) -> None:
-    with pytest.raises(SqlRejected) as caught:
-        check_read_only_select(sql)
     # The type DuckDB's parser reports, plus the leading keyword when that differs from it.
-    assert str(caught.value) == f"only read-only SELECT queries are allowed; got {got}"
+    assert rejection(sql) == f"only read-only SELECT queries are allowed; got {got}"
 
 
 @pytest.mark.parametrize(
@@ -100,9 +105,7 @@ def test_rejects_pragma_even_when_duckdb_rewrites_it_to_a_select(sql: str) -> No
     ],
 )
 def test_rejects_multiple_statements(sql: str, count: int) -> None:
-    with pytest.raises(SqlRejected) as caught:
-        check_read_only_select(sql)
-    assert str(caught.value) == f"expected exactly one statement, found {count}"
+    assert rejection(sql) == f"expected exactly one statement, found {count}"
 
 
 @pytest.mark.parametrize(
@@ -124,9 +127,7 @@ def test_rejects_empty_sql(sql: str) -> None:
     ],
 )
 def test_syntax_errors_carry_duckdb_first_line(sql: str, fragment: str) -> None:
-    with pytest.raises(SqlRejected) as caught:
-        check_read_only_select(sql)
-    message = str(caught.value)
+    message = rejection(sql)
     assert message.startswith("SQL syntax error: Parser Error: ")
     assert fragment in message
     assert "\n" not in message  # no caret diagram or stack trace
