@@ -59,15 +59,28 @@ def logger_level(name: str, level: int) -> Iterator[None]:
         logger.setLevel(saved)
 
 
-def _dispatcher(before_backend: Callable[[str], None], on_request: Callable[[str], None]) -> Any:
+_COUNTED = "queryall.request_counted"  # set in a request's environ once `on_request` has run for it
+
+
+def _dispatcher(before_backend: Callable[[str], None], on_request: Callable[[str], None],
+                plain_reads: Callable[[], bool] = lambda: True) -> Any:
     """moto's WSGI application, calling ``before_backend(service)`` before it builds a service's backend
-    app and ``on_request(service)`` before it handles each request."""
+    app and ``on_request(service)`` before it handles each request; while ``plain_reads()``, plain S3
+    object reads are answered from moto's backend directly (`s3_reads`)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    from . import s3_reads
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self) -> None:
             super().__init__(self._create_app)
             self.service_of: dict[int, str] = {}  # id(backend app) -> moto's service name
+            # S3 requests over HTTP (DuckDB's httpfs in the query workers, 11 a tenant) made moto infer
+            # the service from the signature, then list its own modules on disk (an isdir each) and try
+            # every service's URL patterns: about a quarter of the CPU such a request cost. For a
+            # signed S3 request the answer depends on its region alone.
+            self._s3_apps: dict[str, Any] = {}
 
         def _create_app(self, service: Any) -> Any:
             before_backend(str(service))
@@ -75,14 +88,49 @@ def _dispatcher(before_backend: Callable[[str], None], on_request: Callable[[str
             self.service_of[id(app)] = str(service)
             return app
 
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            signed = _signed_s3(environ)
+            if signed is None or not plain_reads() or not s3_reads.is_plain_read(environ, signed[0]):
+                return super().__call__(environ, start_response)
+            on_request("s3")  # first: it sets moto's S3 up on first use, and adds the latency
+            environ[_COUNTED] = True
+            answer = s3_reads.answer(environ, signed[0])
+            if answer is None:
+                return super().__call__(environ, start_response)
+            status, headers, body = answer
+            start_response(f"{status} {HTTP_STATUS_CODES[status]}", headers)
+            return [body]
+
         def get_application(self, environ: dict[str, Any]) -> Any:
-            app = super().get_application(environ)
-            on_request(self.service_of.get(id(app), ""))
+            signed = _signed_s3(environ)
+            region = signed[1] if signed else None
+            app = self._s3_apps.get(region) if region else None
+            if app is None:
+                app = super().get_application(environ)
+                if region:
+                    self._s3_apps[region] = app
+            if not environ.get(_COUNTED):
+                on_request(self.service_of.get(id(app), ""))
             return app
 
     dispatcher = Dispatcher()
     dispatcher.on_request = on_request
     return dispatcher
+
+
+def _signed_s3(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """The access key and region of a SigV4-signed S3 object or bucket request (not S3 Control, not
+    moto's own API), else None."""
+    path = environ.get("PATH_INFO", "")
+    if not isinstance(path, str) or path.startswith(("/moto-api", "/latest/", "/v20180820/", "/favicon.ico")):
+        return None
+    if "s3-control" in environ.get("HTTP_HOST", ""):
+        return None
+    scope = environ.get("HTTP_AUTHORIZATION", "").split(",")[0].split()
+    parts = scope[1].split("/") if len(scope) == 2 and scope[0] == "AWS4-HMAC-SHA256" else []
+    if len(parts) != 5 or parts[3] != "s3" or not parts[0].startswith("Credential="):
+        return None
+    return parts[0].removeprefix("Credential="), parts[2]
 
 
 class _WsgiBody(io.BytesIO):
@@ -158,6 +206,9 @@ class MotoServices(OwnPatches):
         self.s3_latency_ms = s3_latency_ms
         # Requests served, by moto's service name (counting S3 requests per tenant, for instance).
         self.request_counts: collections.Counter[str] = collections.Counter()
+        # Plain object reads over HTTP (DuckDB's, of tenant databases) answered from moto's S3 backend
+        # without moto's dispatch (`s3_reads`); off, moto answers them as any request.
+        self.plain_s3_reads = True
         self._counts_lock = threading.Lock()
         self._quiet = quiet
         self._requested_port = port
@@ -262,7 +313,7 @@ class MotoServices(OwnPatches):
             # The ASL interpreter logs every Fail state and caught error at ERROR with a repr of
             # the state; failed jobs are a normal outcome here, and the execution history has it.
             patches.enter_context(logger_level("moto.stepfunctions.parser", logging.CRITICAL))
-        app = _dispatcher(self._apply_moto_patches, self._on_request)
+        app = _dispatcher(self._apply_moto_patches, self._on_request, lambda: self.plain_s3_reads)
         # Port 0: the OS picks a free port at bind time, so there is no probe-then-bind race.
         server = make_server(self._host, self._requested_port, app, threaded=True, request_handler=MotoRequestHandler)
         # serve_forever notices shutdown() only between polls: 0.5 s by default, all of it added to a stop.
