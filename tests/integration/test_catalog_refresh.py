@@ -10,6 +10,7 @@ import pytest
 from queryall.dal.catalog import CatalogStore
 from queryall.dal.tenant_databases import FolderTenantDatabases
 from queryall.errors import NotFound
+from queryall.logic import catalog
 from queryall.logic.catalog import refresh_catalog
 from queryall.logic.submission import require_known_table
 
@@ -67,3 +68,23 @@ def test_the_refresh_schedule_is_an_eventbridge_rule(local_stack) -> None:
     assert schedule.function == "RefreshCatalogFunction" and schedule.expression == "rate(15 minutes)"
     rule = local_stack.client("events").describe_rule(Name=schedule.name)
     assert rule["ScheduleExpression"] == "rate(15 minutes)" and rule["State"] == "ENABLED"
+
+
+def test_a_refresh_short_of_time_keeps_what_it_read_and_the_next_one_goes_on(
+        store: CatalogStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tenants are read and written a chunk at a time; no chunk starts without time for it, and what
+    was left is read by the next refresh (the ones already read are unchanged by then)."""
+    monkeypatch.setattr(catalog, "REFRESH_CHUNK", 2)
+    for bucket in "abcde":
+        make(tmp_path, bucket, f"CREATE TABLE t_{bucket} (id INTEGER)")
+    tenants = FolderTenantDatabases(str(tmp_path / "warehouse_{bucket}.duckdb"))
+    time_left = iter([900.0, 900.0, 5.0])  # the third chunk would start with 5 s left
+
+    first = refresh_catalog(tenants, store, now=1_700_000_000, remaining_seconds=lambda: next(time_left))
+    assert (first.tenants, first.read, first.unchanged, first.pending) == (5, 4, 0, 1)
+    assert sorted(store.entries()) == ["a", "b", "c", "d"]
+    assert store.summary().tables == ["t_a", "t_b", "t_c", "t_d"]
+
+    second = refresh_catalog(tenants, store, now=1_700_000_060, remaining_seconds=lambda: 900.0)
+    assert (second.read, second.unchanged, second.pending) == (1, 4, 0)
+    assert sorted(store.entries()) == list("abcde") and store.summary().tenants == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import duckdb
 import pytest
 
 from queryall.dal.tenant_databases import (
+    DESCRIBE_CONCURRENCY,
     FolderTenantDatabases,
     MotherDuckTenantDatabases,
     S3TenantDatabases,
@@ -170,3 +172,30 @@ def test_motherduck_token_store_is_parsed() -> None:
     secret = MotherDuckTenantDatabases("md:warehouse_{bucket}?token_secret=queryall/motherduck")
     assert (ssm.token_in_ssm, ssm.token_name) == (True, "/queryall/md-token")
     assert (secret.token_in_ssm, secret.token_name) == (False, "queryall/motherduck")
+
+
+def test_tenants_opened_over_the_network_are_described_several_at_once(tmp_path: Path) -> None:
+    """The catalog reads network tenants DESCRIBE_CONCURRENCY at a time, each thread in its own session;
+    every tenant is described as one session alone describes it, in the order asked."""
+    buckets = [f"t{index:02d}" for index in range(20)]
+    for index, bucket in enumerate(buckets):
+        if index % 7 == 3:
+            (tmp_path / f"warehouse_{bucket}.duckdb").write_bytes(b"not a database" * 10)
+            continue
+        with duckdb.connect(str(tmp_path / f"warehouse_{bucket}.duckdb")) as con:
+            con.execute(f"CREATE TABLE person_{index} (id BIGINT)")
+    template = str(tmp_path / "warehouse_{bucket}.duckdb")
+    sessions: list[str] = []
+
+    class OverTheNetwork(FolderTenantDatabases):
+        opens_over_network = True
+
+        def open_session(self):
+            sessions.append(threading.current_thread().name)
+            return super().open_session()
+
+    described = OverTheNetwork(template).describe(iter(buckets))
+    assert list(described) == buckets
+    assert described == FolderTenantDatabases(template).describe(buckets)
+    assert len(sessions) == len(set(sessions)) == DESCRIBE_CONCURRENCY
+    assert sum(schema.error is not None for schema in described.values()) == 3

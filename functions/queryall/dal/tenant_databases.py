@@ -23,6 +23,7 @@ only the SQL guard and the configuration lock apply (MotherDuck).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import glob
@@ -42,6 +43,9 @@ from queryall.models.catalog import CatalogColumn, CatalogTable
 from queryall.sql_literals import sql_identifier, sql_string
 
 BUCKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+# Sessions reading tenants' schemas at once for the catalog, for backends opened over the network:
+# as for queries (QueryConcurrency), ~8 keep a core busy while each waits on its round trips.
+DESCRIBE_CONCURRENCY = 8
 # The name a tenant's database is attached under while its query runs.
 TENANT_ALIAS = "tenant"
 
@@ -196,7 +200,20 @@ class TenantDatabases(ABC):
 
     def describe(self, buckets: Iterable[str]) -> dict[str, TenantSchema]:
         """Tables and columns of each tenant (for the catalog). A database that cannot be opened is
-        described by its error; the others are still read."""
+        described by its error; the others are still read. Tenants opened over the network are read
+        DESCRIBE_CONCURRENCY at a time, each thread in a session of its own: one after another, 1,000 S3
+        tenants at 20 ms a request took 240 s, 10,000 more than a Lambda's 15 minutes."""
+        buckets = list(buckets)
+        threads = min(DESCRIBE_CONCURRENCY if self.opens_over_network else 1, len(buckets))
+        if threads <= 1:
+            return self._describe_in_one_session(buckets)
+        described: dict[str, TenantSchema] = {}
+        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="describe") as pool:
+            for part in pool.map(self._describe_in_one_session, [buckets[i::threads] for i in range(threads)]):
+                described.update(part)
+        return {bucket: described[bucket] for bucket in buckets}
+
+    def _describe_in_one_session(self, buckets: list[str]) -> dict[str, TenantSchema]:
         import duckdb
 
         described: dict[str, TenantSchema] = {}

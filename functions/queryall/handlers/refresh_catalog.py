@@ -17,7 +17,8 @@ from queryall.settings import get_settings
 def refresh(event: dict, context: LambdaContext) -> dict:
     settings = get_settings()
     result = refresh_catalog(tenant_databases(settings.require("tenant_databases")),
-                             CatalogStore(settings.require("catalog_table")), time.time())
+                             CatalogStore(settings.require("catalog_table")), time.time(),
+                             remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
     logger.info("catalog refreshed", extra=result.model_dump())
     return result.model_dump()
 

@@ -47,6 +47,8 @@ class RefreshResult(BaseModel):
     unchanged: int
     removed: int
     errors: int
+    # New or changed tenants left for the next refresh: the function's time ran short.
+    pending: int = 0
     refreshed_at: str
 
 
