@@ -62,6 +62,9 @@ class Settings(BaseModel):
     # Tenants a batch queries at once (S3, MotherDuck: opening one is network round trips), each in its
     # own worker with the limits above: K x QUERY_MEMORY_LIMIT_MB must fit the function's memory.
     query_concurrency: int = Field(8, ge=1, le=64)
+    # S3 tenants up to this size are downloaded (one GET) into the worker's /tmp and attached from there;
+    # larger ones are attached over S3. QueryConcurrency x this must fit the function's /tmp.
+    tenant_download_max_mb: int = Field(64, ge=0, le=10_240)
     job_ttl_seconds: int = Field(3600, ge=60)
     # Lifetime of a presigned result URL (never past the job's expiry); SigV4 allows at most 7 days.
     result_url_expiry_seconds: int = Field(900, ge=1, le=604_800)

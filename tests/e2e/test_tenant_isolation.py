@@ -216,11 +216,15 @@ def test_s3_backend_gives_the_same_result_as_the_folder(api: Api, admin: Api, lo
             in_s3 = api.run(request)
             described = local_stack.runtime.invoke("RefreshCatalogFunction", {})
             everything = api.run({"sql": "SELECT count(*) AS n FROM person"})
-            # Where the query runs (guard bypassed), a tenant's session opens its own object and no other.
-            backend = S3TenantDatabases(os.environ["TENANT_DATABASES"])
+            # Where the query runs (guard bypassed): a downloaded tenant's session opens no S3 path at all,
+            # not even its own; a tenant attached over S3 opens its own object and no other.
+            downloaded = S3TenantDatabases(os.environ["TENANT_DATABASES"])
+            over_s3 = S3TenantDatabases(os.environ["TENANT_DATABASES"], download_max_mb=0)
             monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
-            reach = f"SELECT count(*) AS n FROM read_blob('{backend.location(chosen[1])}')"
-            reached, _ = run_batch(chosen[:2], backend, reach, 1, None, 30, memory_limit_mb=256, threads=1)
+            reach = f"SELECT count(*) AS n FROM read_blob('{over_s3.location(chosen[1])}')"
+            reached, _ = run_batch(chosen[:2], over_s3, reach, 1, None, 30, memory_limit_mb=256, threads=1)
+            reached_downloaded, _ = run_batch(chosen[:2], downloaded, reach, 1, None, 30, memory_limit_mb=256,
+                                              threads=1)
     finally:
         refresh(admin, local_stack)
         for bucket in chosen:
@@ -233,6 +237,8 @@ def test_s3_backend_gives_the_same_result_as_the_folder(api: Api, admin: Api, lo
     assert all(Decimal(r[2]) >= 0 for r in in_s3["data"]["rows"])
     assert [(o.status, o.rows) for o in reached] == [("error", 0), ("ok", 1)], reached
     assert "disabled by configuration" in (reached[0].message or "")
+    assert [o.status for o in reached_downloaded] == ["error", "error"], reached_downloaded
+    assert all("disabled by configuration" in (o.message or "") for o in reached_downloaded)
     # Listing and describing tenants work against S3 too.
     assert described["tenants"] == len(chosen) and described["errors"] == 1
     assert [r[0] for r in everything["data"]["rows"]] == sorted(chosen[:-1])

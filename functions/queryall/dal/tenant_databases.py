@@ -23,14 +23,15 @@ only the SQL guard and the configuration lock apply (MotherDuck).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import glob
 import importlib.util
 import os
 import re
+import shutil
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -174,6 +175,11 @@ class TenantDatabases(ABC):
             raise
         return con
 
+    def worker_identity(self) -> str:
+        """What a query worker's session was made from, besides its setup statements: a worker made for
+        another identity is not reused."""
+        return self.template
+
     def alias_folder(self) -> str | None:
         """A new private folder for the "alias" confinement; None where the backend has none."""
         return None
@@ -208,9 +214,24 @@ class TenantDatabases(ABC):
         if threads <= 1:
             return self._describe_in_one_session(buckets)
         described: dict[str, TenantSchema] = {}
-        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="describe") as pool:
-            for part in pool.map(self._describe_in_one_session, [buckets[i::threads] for i in range(threads)]):
-                described.update(part)
+        failures: list[BaseException] = []
+
+        def describe_part(part: list[str]) -> None:
+            try:
+                described.update(self._describe_in_one_session(part))
+            except BaseException as error:  # raised again in the caller's thread
+                failures.append(error)
+
+        # Daemon threads, not an executor's: an executor's threads are joined when the interpreter
+        # exits, so a refresh still reading (the local stack stopping) would hold the process up.
+        workers = [threading.Thread(target=describe_part, args=(buckets[i::threads],), daemon=True,
+                                    name=f"describe-{i}") for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if failures:
+            raise failures[0]
         return {bucket: described[bucket] for bucket in buckets}
 
     def _describe_in_one_session(self, buckets: list[str]) -> dict[str, TenantSchema]:
@@ -298,8 +319,23 @@ class FolderTenantDatabases(TenantDatabases):
 
 
 class S3TenantDatabases(TenantDatabases):
-    def __init__(self, uri_template: str) -> None:
+    """Tenant databases in S3.
+
+    A tenant of at most `download_max_mb` is read with one GET (and one for its WAL, which is almost
+    always absent) into the worker's private alias folder and attached from there, as a folder tenant
+    is ("alias" confinement: the session may open that one path and no URL at all). DuckDB attaching
+    the object over S3 made 11 requests of it (a HEAD, the whole object, then 8 ranged reads of blocks
+    it had just fetched, and the WAL's HEAD) in a DuckDB instance of its own: ~220 ms of round trips at
+    20 ms each, and ~8 ms of CPU for the instance, where the download is 2 round trips
+    (docs/performance.md). A larger tenant (its GET's Content-Length says so; the body is not read)
+    gets a session of its own, allowed only its own s3:// paths, and DuckDB reads what the query needs.
+    `download_max_mb` 0 never downloads."""
+
+    confinement: Confinement = "alias"
+
+    def __init__(self, uri_template: str, download_max_mb: int = 64) -> None:
         super().__init__(uri_template)
+        self.download_max_bytes = max(0, int(download_max_mb)) * 1024 * 1024
         parts = urlsplit(uri_template)
         self.s3_bucket = parts.netloc
         key_template = uri_template.removeprefix(f"s3://{self.s3_bucket}/")
@@ -322,6 +358,50 @@ class S3TenantDatabases(TenantDatabases):
     def extensions(self) -> list[str]:
         return [extension_path("httpfs")]
 
+    def worker_identity(self) -> str:
+        return f"{self.template} (downloads up to {self.download_max_bytes} bytes)"
+
+    def alias_folder(self) -> str | None:
+        """A new private folder for downloaded tenants; None (a session per tenant) when none are."""
+        return tempfile.mkdtemp(prefix=".queryall-alias-") if self.download_max_bytes else None
+
+    def point_alias(self, alias: str, bucket: str) -> None:
+        """Download the tenant's object, and its WAL when it has one, to `alias` (and `alias`.wal). Raises
+        OSError when it is larger than `download_max_bytes` or cannot be read (missing, denied, the
+        network): the tenant is then attached over S3 in a session of its own, whose error, if any, is
+        DuckDB's as before."""
+        self.clear_alias(alias)
+        key = self.location(bucket).removeprefix(f"s3://{self.s3_bucket}/")
+        if not self._download(key, alias, required=True):
+            raise OSError(f"{self.location(bucket)} is larger than {self.download_max_bytes} bytes")
+        self._download(key + ".wal", alias + ".wal", required=False)
+
+    def _download(self, key: str, path: str, required: bool) -> bool:
+        """Whether the object was written to `path`; a missing optional one is False, anything else
+        that fails raises OSError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = _worker_s3().get_object(Bucket=self.s3_bucket, Key=key)
+        except ClientError as error:
+            if not required and error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return False
+            raise OSError(str(error)) from error
+        except BotoCoreError as error:
+            raise OSError(str(error)) from error
+        body = answer["Body"]
+        try:
+            if answer.get("ContentLength", 0) > self.download_max_bytes:
+                return False
+            with open(path, "wb") as file:
+                shutil.copyfileobj(body, file, 1024 * 1024)
+            return True
+        except (BotoCoreError, ClientError) as error:
+            self.clear_alias(path)
+            raise OSError(str(error)) from error
+        finally:
+            body.close()
+
     def session_setup(self) -> list[str]:
         # Made once per backend object (one batch): with a session per tenant, resolving the
         # credentials again for each would cost more than the session.
@@ -330,6 +410,25 @@ class S3TenantDatabases(TenantDatabases):
             # HEAD: the metadata cache saves the second, 12 -> 11 S3 requests a tenant (bench/s3_requests.py).
             self._setup = [s3_secret_sql(), "SET enable_http_metadata_cache = true"]
         return self._setup
+
+
+_worker_clients: dict[int, Any] = {}
+
+
+def _worker_s3() -> Any:
+    """An S3 client of this process's own: a query worker is forked from the batch's process, whose
+    clients' pooled connections it must not share."""
+    pid = os.getpid()
+    if pid not in _worker_clients:
+        import boto3
+        from botocore.config import Config
+
+        _worker_clients.clear()
+        _worker_clients[pid] = boto3.session.Session().client(
+            "s3", config=Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4",
+                                # DuckDB checks its own blocks' checksums as it reads them.
+                                response_checksum_validation="when_required"))
+    return _worker_clients[pid]
 
 
 def s3_secret_sql() -> str:
@@ -433,10 +532,11 @@ class MotherDuckTenantDatabases(TenantDatabases):
         return sorted(found, key=lambda t: t.bucket)
 
 
-def tenant_databases(uri_template: str) -> TenantDatabases:
-    """The backend for a URI template: `s3://…`, `md:…`, else a folder path (optionally `file://`)."""
+def tenant_databases(uri_template: str, download_max_mb: int = 64) -> TenantDatabases:
+    """The backend for a URI template: `s3://…` (tenants up to `download_max_mb` read with one GET),
+    `md:…`, else a folder path (optionally `file://`)."""
     if uri_template.startswith("s3://"):
-        return S3TenantDatabases(uri_template)
+        return S3TenantDatabases(uri_template, download_max_mb)
     if uri_template.startswith("md:"):
         return MotherDuckTenantDatabases(uri_template)
     return FolderTenantDatabases(uri_template)

@@ -16,6 +16,7 @@ def handler(event: BatchInput) -> dict:
     settings = get_settings()
     limits = QueryLimits(settings.query_timeout_seconds, settings.query_memory_limit_mb, settings.query_threads,
                          settings.query_concurrency)
-    return query_batch(event, tenant_databases(settings.require("tenant_databases")),
+    tenants = tenant_databases(settings.require("tenant_databases"), settings.tenant_download_max_mb)
+    return query_batch(event, tenants,
                        PartialResultStore(settings.require("results_bucket")),
                        JobProgressCounters(settings.require("jobs_table")), limits).model_dump()

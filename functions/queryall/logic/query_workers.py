@@ -97,8 +97,8 @@ class WorkerKey:
     @classmethod
     def of(cls, tenants: TenantDatabases, timeout_seconds: float, memory_limit_mb: int, threads: int) -> WorkerKey:
         setup = hashlib.sha256("\0".join(tenants.session_setup()).encode()).hexdigest()
-        return cls(type(tenants).__qualname__, tenants.template, setup, float(timeout_seconds), int(memory_limit_mb),
-                   int(threads))
+        return cls(type(tenants).__qualname__, tenants.worker_identity(), setup, float(timeout_seconds),
+                   int(memory_limit_mb), int(threads))
 
 
 def _limits(key: WorkerKey) -> SupervisionLimits:

@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import threading
 import time
 import urllib.parse
@@ -153,6 +154,7 @@ class InProcessDispatch:
     def __init__(self, port: int, app: Any) -> None:
         self.netlocs = {f"127.0.0.1:{port}", f"localhost:{port}"}
         self.app = app  # the server's own application: same backends, same first-use hook
+        self.pid = os.getpid()
         # The backend app of each (service, operation): moto finds it by matching the request against
         # every service's URL patterns, ~10% of a small call, and the answer never changes.
         self._apps: dict[str, Any] = {}
@@ -162,7 +164,9 @@ class InProcessDispatch:
         from werkzeug.test import EnvironBuilder, run_wsgi_app
 
         url = urllib.parse.urlsplit(request.url)
-        if url.netloc not in self.netlocs:
+        if url.netloc not in self.netlocs or os.getpid() != self.pid:
+            # A forked child (a query worker downloading its tenant) has a copy of moto's state, not
+            # moto: its requests go to the server.
             return None
         body = request.body
         if hasattr(body, "read"):
@@ -315,7 +319,13 @@ class MotoServices(OwnPatches):
             patches.enter_context(logger_level("moto.stepfunctions.parser", logging.CRITICAL))
         app = _dispatcher(self._apply_moto_patches, self._on_request, lambda: self.plain_s3_reads)
         # Port 0: the OS picks a free port at bind time, so there is no probe-then-bind race.
-        server = make_server(self._host, self._requested_port, app, threaded=True, request_handler=MotoRequestHandler)
+        class RequestHandler(MotoRequestHandler):
+            # A response is its headers, then its body, in two writes: with Nagle's algorithm the
+            # body's last segment may wait for the client's ACK of the headers. A tenant's download
+            # (2 requests, 0 ms latency) took 26 ms with it, 18 ms without.
+            disable_nagle_algorithm = True
+
+        server = make_server(self._host, self._requested_port, app, threaded=True, request_handler=RequestHandler)
         # serve_forever notices shutdown() only between polls: 0.5 s by default, all of it added to a stop.
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-server",
                                   daemon=True)
