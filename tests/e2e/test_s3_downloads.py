@@ -82,6 +82,34 @@ def test_a_tenant_larger_than_the_limit_is_attached_over_s3(local_stack, uploade
     assert requests >= 10  # the GET given up on its Content-Length, then DuckDB's requests
 
 
+def test_a_wal_larger_than_the_limit_sends_its_tenant_over_s3(local_stack, tmp_path: Path) -> None:
+    """A database within the limit whose WAL is not is never attached without that WAL."""
+    path = tmp_path / "warehouse_bigwal.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE person AS SELECT range AS id FROM range(10)")
+        con.execute("CHECKPOINT")
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+        for start in range(10, 200000, 10000):  # each below a row group: kept in the WAL, not written out
+            con.execute(f"INSERT INTO person SELECT range FROM range({start}, {min(start + 10000, 200000)})")
+    database, wal = path.stat().st_size, Path(str(path) + ".wal").stat().st_size
+    assert wal > database
+    s3 = local_stack.client("s3")
+    s3.create_bucket(Bucket=S3_BUCKET + "-wal")
+    s3.upload_file(str(path), S3_BUCKET + "-wal", path.name)
+    s3.upload_file(str(path) + ".wal", S3_BUCKET + "-wal", path.name + ".wal")
+    try:
+        backend = S3TenantDatabases(f"s3://{S3_BUCKET}-wal/warehouse_{{bucket}}.duckdb")
+        backend.download_max_bytes = database
+        outcomes, rows, requests = _run(local_stack, backend, ["bigwal"])
+    finally:
+        for key in (path.name, path.name + ".wal"):
+            s3.delete_object(Bucket=S3_BUCKET + "-wal", Key=key)
+        s3.delete_bucket(Bucket=S3_BUCKET + "-wal")
+    assert [o.status for o in outcomes] == ["ok"], outcomes
+    assert rows == {"bigwal": (200000, sum(range(200000)))}
+    assert requests >= 2 + 10  # both downloads tried, then attached over S3
+
+
 def test_a_missing_tenant_is_reported_as_before(local_stack, uploaded) -> None:
     template, _, _ = uploaded
     downloaded, = _run(local_stack, S3TenantDatabases(template), ["absent"])[0]

@@ -372,13 +372,16 @@ class S3TenantDatabases(TenantDatabases):
         DuckDB's as before."""
         self.clear_alias(alias)
         key = self.location(bucket).removeprefix(f"s3://{self.s3_bucket}/")
-        if not self._download(key, alias, required=True):
-            raise OSError(f"{self.location(bucket)} is larger than {self.download_max_bytes} bytes")
-        self._download(key + ".wal", alias + ".wal", required=False)
+        try:
+            self._download(key, alias, required=True)
+            self._download(key + ".wal", alias + ".wal", required=False)
+        except OSError:
+            self.clear_alias(alias)  # never half a tenant: a database without its WAL would miss rows
+            raise
 
     def _download(self, key: str, path: str, required: bool) -> bool:
-        """Whether the object was written to `path`; a missing optional one is False, anything else
-        that fails raises OSError."""
+        """Whether the object was written to `path`: False when an optional one is missing. Raises
+        OSError when it is larger than `download_max_bytes` or cannot be read."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -392,7 +395,7 @@ class S3TenantDatabases(TenantDatabases):
         body = answer["Body"]
         try:
             if answer.get("ContentLength", 0) > self.download_max_bytes:
-                return False
+                raise OSError(f"s3://{self.s3_bucket}/{key} is larger than {self.download_max_bytes} bytes")
             with open(path, "wb") as file:
                 shutil.copyfileobj(body, file, 1024 * 1024)
             return True
