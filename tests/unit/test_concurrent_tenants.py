@@ -139,6 +139,39 @@ def test_a_batch_stopped_midway_stops_every_slot_s_worker(sized_tenants: FolderT
     query_workers.stop_idle_workers()
 
 
+def test_a_slot_still_starting_its_worker_when_the_batch_stops_does_not_run_it(
+        sized_tenants: FolderTenantDatabases, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot whose worker is still being started when the job is cancelled: the stop cannot kill a
+    worker it does not know of yet, so the slot must not hand it its tenants (a minute's work here)."""
+    import threading
+    import time
+
+    class Cancelled(Exception):
+        pass
+
+    cancelled = threading.Event()
+
+    def cancel(_outcome: object) -> None:
+        cancelled.set()
+        raise Cancelled()
+
+    class LateWorker(query_workers.QueryWorker):
+        def __init__(self, *args, **kwargs) -> None:
+            if threading.current_thread().name == "query-slot-1":
+                cancelled.wait(30)  # started only once the batch has been told to stop
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(query_workers, "check_read_only_select", lambda text: text)
+    monkeypatch.setattr(query_workers, "QueryWorker", LateWorker)
+    query_workers.stop_idle_workers()
+    sql = "SELECT n, (SELECT count(*) FROM range(n)) AS work FROM t"
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_batch(["a", "slow"], sized_tenants, sql, 10, None, 60, cancel, concurrency=2, **LIMITS)
+    assert time.monotonic() - started < 30  # the slow tenant alone would run 60 s
+    query_workers.stop_idle_workers()
+
+
 def test_the_job_s_deadline_stops_every_slot(sized_tenants: FolderTenantDatabases,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """K slots, the job's deadline in 2 s: the quick tenants finish, the ones still running in every slot

@@ -251,11 +251,12 @@ def stop_idle_workers() -> None:
 
 def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limit: int, table: str | None,
                     key: WorkerKey, deadline: float | None = None, concurrency: int = 1,
-                    running: set[QueryWorker] | None = None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
+                    running: set[QueryWorker] | None = None,
+                    stopping: threading.Event | None = None) -> Iterator[tuple[TenantOutcome, pa.Table | None]]:
     """Each tenant's outcome and rows, in order, from an idle worker when there is one, and from fresh
     ones after a worker stops (`worker_supervisor` decides when, and when the batch stops early).
     `running` holds the worker at work, so that another thread can stop it (a slot of a concurrent
-    batch, `_run_concurrently`)."""
+    batch, `_run_concurrently`); once `stopping` is set no worker is given tenants."""
     batch = BatchSupervisor(buckets, _limits(key), deadline)
     while batch.remaining:
         cut = batch.cut_short(time.monotonic())  # past the deadline: no worker is started for the rest
@@ -267,6 +268,14 @@ def _run_in_workers(buckets: list[str], tenants: TenantDatabases, sql: str, limi
         left = len(batch.remaining)
         if running is not None:
             running.add(worker)
+        if stopping is not None and stopping.is_set():
+            # Stopped while this worker was being started: the stop killed the workers it knew of, and
+            # this one joined `running` too late for that (it is added before this check, the stop is
+            # set before the stop reads `running`: one of the two always sees the other).
+            if running is not None:
+                running.discard(worker)
+            _keep_idle(worker, concurrency)  # never given work: another batch may use it
+            return
         try:
             yield from worker.run(batch, sql, limit, table)
         finally:
@@ -304,7 +313,8 @@ def _run_concurrently(buckets: list[str], tenants: TenantDatabases, sql: str, li
     running: set[QueryWorker] = set()
 
     def slot(first: int) -> None:
-        results = _run_in_workers(buckets[first::slots], tenants, sql, limit, table, key, deadline, slots, running)
+        results = _run_in_workers(buckets[first::slots], tenants, sql, limit, table, key, deadline, slots, running,
+                                  stopping)
         try:
             for index, (outcome, rows) in enumerate(results):
                 finished.put((first + index * slots, outcome, rows))
