@@ -1,9 +1,10 @@
 """Where tenant databases live. One URI template selects the backend; {bucket} names the tenant.
 
 - a folder of DuckDB files: `/dir/warehouse_{bucket}.duckdb` (optionally `file:///dir/...`);
-- DuckDB files in S3: `s3://bucket/prefix/warehouse_{bucket}.duckdb`, listed with ListObjectsV2 and
-  attached READ_ONLY through DuckDB's httpfs extension (loaded from the duckdb-extension-httpfs wheel,
-  so nothing is downloaded at run time);
+- DuckDB files in S3: `s3://bucket/prefix/warehouse_{bucket}.duckdb`, listed with ListObjectsV2; where
+  a query runs, a tenant up to the download limit is fetched with one GET and attached from a private
+  folder, a larger one attached READ_ONLY through DuckDB's httpfs extension (loaded from the
+  duckdb-extension-httpfs wheel, so no extension is downloaded at run time);
 - MotherDuck: `md:warehouse_{bucket}?token_ssm=/param` (or `?token_secret=name`), the token read
   through Powertools Parameters; one connection attached to `md:` switches databases with USE, as
   the reference service does.
@@ -16,9 +17,10 @@ planning with the folder or S3 backend never loads it.
 Each backend also says how a query session is held to one tenant's files where the query runs
 (`confinement`): DuckDB's `allowed_paths` is fixed once external access is off, so either the one
 session of a batch is allowed a single alias path that is re-pointed at each tenant in turn (folder:
-a hard link, so DuckDB sees the alias path itself and no other tenant's path is ever allowed), or each
-tenant gets a session of its own allowed only its paths (S3), or the backend needs the network and
-only the SQL guard and the configuration lock apply (MotherDuck).
+a hard link, or for S3 a download, so DuckDB sees the alias path itself and no other tenant's path is
+ever allowed), or each tenant gets a session of its own allowed only its paths (an S3 tenant too large
+to download), or the backend needs the network and only the SQL guard and the configuration lock
+apply (MotherDuck).
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@ capped, and the configuration is locked so nothing can undo it. `allowed_paths` 
 external access is off, so how one session serves many tenants depends on the backend
 (`TenantDatabases.confinement`):
 
-- "alias" (folder): one session (a worker's, batch after batch) is allowed a single alias path in a private folder. Each
-  tenant's file is hard-linked there, attached, and the link removed before its query runs: the
+- "alias" (folder, and S3 tenants small enough to download): one session (a worker's, batch after
+  batch) is allowed a single alias path in a private folder. Each tenant's file is hard-linked (folder)
+  or downloaded (S3) there, attached, and the alias removed before its query runs: the
   query reads its tenant through the open database, while no path it may name (not even the alias)
   leads to any file, so nothing else can be read or attached and nothing outlives the tenant's turn.
-  A tenant whose file cannot be linked gets a session of its own;
-- "session" (S3): each tenant gets a sandboxed session of its own, allowed only its own paths;
+  A tenant whose file cannot be linked or downloaded gets a session of its own;
+- "session": each tenant gets a sandboxed session of its own, allowed only its own paths (an S3 tenant
+  larger than the download limit);
 - "none" (MotherDuck needs the network): one session with the limits and the lock only.
 
 The runner lives in a query worker process the batch can kill (`query_workers`). Cost:
