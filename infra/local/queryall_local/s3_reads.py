@@ -1,10 +1,12 @@
 """Plain S3 object reads answered straight from moto's S3 backend.
 
-Tenant databases in the local S3 are read by DuckDB's httpfs in the query workers: 11 requests a
-tenant (a HEAD, a whole GET, ranged GETs, the `.wal` HEAD), each through werkzeug, Flask and moto's
-S3 request handling, ~1.8 ms of the local stack's CPU a request (`bench/s3_requests.py
---server-cpu`). On AWS that work is S3's, not on the function's cores; here it shares the machine's
-two cores with the queries and bounded `bench/fanout.py --backend s3`.
+Tenant databases in the local S3 are read from the query workers: a download (a GET of the object
+and one of its WAL), or DuckDB's httpfs attaching a large tenant (11 requests: a HEAD, a whole GET,
+ranged GETs, the `.wal` HEAD). Through werkzeug, Flask and moto's S3 request handling each cost
+~1.8 ms of CPU (2.3-2.6 ms before moto's app lookup was cached), ~1.0 ms answered here: 300 signed
+GET/HEAD requests in a loop against the local server, client and server CPU together. On AWS that
+work is S3's, not on the function's cores; here it shares the machine's two cores with the queries
+and bounded `bench/fanout.py --backend s3`.
 
 A request is answered here only when it is what such a reader sends: GET or HEAD, signed (SigV4)
 for S3, path style, no query string, no conditional or checksum or SSE-C header, and at most one
