@@ -432,10 +432,10 @@ def s3_download_floor(moto_url: str, buckets: list[str], sql: str, threads: int)
     import boto3
     from botocore.config import Config
 
+    from queryall.dal.tenant_databases import S3TenantDatabases
     from queryall_local.s3_tenants import s3_tenant_databases_value
 
-    location = s3_tenant_databases_value()
-    s3_bucket, key_template = location.removeprefix("s3://").split("/", 1)
+    backend = S3TenantDatabases(s3_tenant_databases_value())
     config = Config(signature_version="s3v4", response_checksum_validation="when_required")
     local = threading.local()
     folder = tempfile.mkdtemp(prefix="queryall-download-floor-")
@@ -447,11 +447,11 @@ def s3_download_floor(moto_url: str, buckets: list[str], sql: str, threads: int)
                                     aws_access_key_id="testing", aws_secret_access_key="testing")
             local.con = duckdb.connect(config={"threads": 1})
             local.path = os.path.join(folder, f"{threading.get_ident()}.duckdb")
-        key = key_template.replace("{bucket}", bucket)
+        key = backend.key(bucket)
         with open(local.path, "wb") as file:
-            shutil.copyfileobj(local.s3.get_object(Bucket=s3_bucket, Key=key)["Body"], file)
+            shutil.copyfileobj(local.s3.get_object(Bucket=backend.s3_bucket, Key=key)["Body"], file)
         with contextlib.suppress(local.s3.exceptions.NoSuchKey):
-            local.s3.get_object(Bucket=s3_bucket, Key=key + ".wal")
+            local.s3.get_object(Bucket=backend.s3_bucket, Key=key + ".wal")
         local.con.execute(f"ATTACH '{local.path}' AS tenant (READ_ONLY)")
         try:
             local.con.execute("USE tenant")

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from queryall.dal.aws import client
+from queryall.dal.aws import client, download_client
 from queryall.models.catalog import CatalogColumn, CatalogTable
 from queryall.sql_literals import sql_identifier, sql_string
 
@@ -360,6 +360,10 @@ class S3TenantDatabases(TenantDatabases):
     def extensions(self) -> list[str]:
         return [extension_path("httpfs")]
 
+    def key(self, bucket: str) -> str:
+        """The tenant's object key in `s3_bucket`."""
+        return self.location(bucket).removeprefix(f"s3://{self.s3_bucket}/")
+
     def worker_identity(self) -> str:
         return f"{self.template} (downloads up to {self.download_max_bytes} bytes)"
 
@@ -373,7 +377,7 @@ class S3TenantDatabases(TenantDatabases):
         network): the tenant is then attached over S3 in a session of its own, whose error, if any, is
         DuckDB's as before."""
         self.clear_alias(alias)
-        key = self.location(bucket).removeprefix(f"s3://{self.s3_bucket}/")
+        key = self.key(bucket)
         try:
             self._download(key, alias, required=True)
             self._download(key + ".wal", alias + ".wal", required=False)
@@ -387,7 +391,7 @@ class S3TenantDatabases(TenantDatabases):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            answer = _worker_s3().get_object(Bucket=self.s3_bucket, Key=key)
+            answer = download_client().get_object(Bucket=self.s3_bucket, Key=key)
         except ClientError as error:
             if not required and error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return False
@@ -415,25 +419,6 @@ class S3TenantDatabases(TenantDatabases):
             # HEAD: the metadata cache saves the second, 12 -> 11 S3 requests a tenant (bench/s3_requests.py).
             self._setup = [s3_secret_sql(), "SET enable_http_metadata_cache = true"]
         return self._setup
-
-
-_worker_clients: dict[int, Any] = {}
-
-
-def _worker_s3() -> Any:
-    """An S3 client of this process's own: a query worker is forked from the batch's process, whose
-    clients' pooled connections it must not share."""
-    pid = os.getpid()
-    if pid not in _worker_clients:
-        import boto3
-        from botocore.config import Config
-
-        _worker_clients.clear()
-        _worker_clients[pid] = boto3.session.Session().client(
-            "s3", config=Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4",
-                                # DuckDB checks its own blocks' checksums as it reads them.
-                                response_checksum_validation="when_required"))
-    return _worker_clients[pid]
 
 
 def s3_secret_sql() -> str:

@@ -86,7 +86,7 @@ class WorkerKey:
     """What a worker's session was made for: a batch with the same key can use it."""
 
     backend: str
-    template: str
+    identity: str  # TenantDatabases.worker_identity(): the URI template and what else shapes a session
     # A digest of the session's setup statements (credentials, endpoint, token: a change needs a new
     # session), so that no secret is kept or printed with the key.
     setup_digest: str
